@@ -1,0 +1,16 @@
+"""Cross-cutting API pieces every app's API uses."""
+
+
+class FieldSelectionMixin:
+    """`?fields=a,b,c` on any GET returns only those fields (unknown names are ignored)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        wanted = self.context.get("fields")
+        if wanted is None and request is not None and request.method == "GET":
+            wanted = request.query_params.get("fields")
+        if wanted:
+            names = {name.strip() for name in wanted.split(",")} if isinstance(wanted, str) else set(wanted)
+            for name in set(self.fields) - names:
+                self.fields.pop(name)

@@ -1,0 +1,250 @@
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .. import registry
+from ..models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode
+from ..operations import StrictSerializer
+from ..services import Request
+from ..wsauth import make_ticket
+
+ID_ALIASES = {"ids": None, "ticket_ids": "tickets", "metric_ids": "metrics"}
+MAX_ERRORS = 100
+
+
+class CreateOperationSerializer(StrictSerializer):
+    """A bulk operation request; `validate` turns it into a services.Request."""
+
+    resource_type = serializers.ChoiceField(choices=[], required=False)
+    ids = serializers.ListField(child=serializers.JSONField(), required=False, allow_empty=True)
+    ticket_ids = serializers.ListField(child=serializers.JSONField(), required=False, allow_empty=True)
+    metric_ids = serializers.ListField(child=serializers.JSONField(), required=False, allow_empty=True)
+    filter = serializers.DictField(required=False, help_text='The list endpoint\'s filters, e.g. {"status": "open"}')
+    operation_type = serializers.CharField()
+    operation_data = serializers.DictField(required=False, default=dict)
+    metadata = serializers.DictField(required=False, default=dict)
+    mode = serializers.ChoiceField(choices=Mode.choices, default=Mode.PARTIAL)
+    execution = serializers.ChoiceField(choices=Execution.choices, default=Execution.ASYNC)
+    batch_size = serializers.IntegerField(min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, required=False)
+    dry_run = serializers.BooleanField(default=False)
+    callback_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["resource_type"].choices = registry.resources()
+
+    def validate_metadata(self, value):
+        description = value.get("description", "")
+        if not isinstance(description, str) or len(description) > 1000:
+            raise serializers.ValidationError("description must be a string of at most 1,000 characters.")
+        return value
+
+    def validate(self, attrs):
+        resource = self.resource_of(attrs)
+        definition = registry.get(resource, attrs["operation_type"])
+        if definition is None:
+            raise serializers.ValidationError(
+                {
+                    "operation_type": [
+                        f"Unknown operation for {resource}; one of: {', '.join(registry.names(resource))}."
+                    ]
+                }
+            )
+        ids = self.selection(attrs, resource, definition)
+        if attrs["execution"] == Execution.SYNC and len(ids) > settings.BULKOPS_MAX_SYNC_ITEMS:
+            raise serializers.ValidationError(
+                {"execution": [f"sync takes at most {settings.BULKOPS_MAX_SYNC_ITEMS} items; use async."]}
+            )
+        data = definition.data_serializer(data=attrs.get("operation_data", {}))
+        if not data.is_valid():
+            raise serializers.ValidationError({"operation_data": data.errors})
+        return Request(
+            resource_type=resource,
+            operation_type=definition.name,
+            ids=ids,
+            operation_data=dict(data.validated_data),
+            metadata=attrs.get("metadata", {}),
+            mode=attrs["mode"],
+            execution=attrs["execution"],
+            batch_size=attrs.get("batch_size", settings.BULKOPS_DEFAULT_BATCH_SIZE),
+            dry_run=attrs["dry_run"],
+            callback_url=attrs.get("callback_url", ""),
+        )
+
+    def resource_of(self, attrs):
+        fixed = self.context.get("resource_type")
+        given = attrs.get("resource_type")
+        if fixed and given and given != fixed:
+            raise serializers.ValidationError({"resource_type": [f"This endpoint is for {fixed}."]})
+        if not (fixed or given):
+            raise serializers.ValidationError({"resource_type": ["This field is required."]})
+        return fixed or given
+
+    def selection(self, attrs, resource, definition):
+        given = [key for key in (*ID_ALIASES, "filter") if key in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Give exactly one selection: ids (or ticket_ids / metric_ids) or filter."]}
+            )
+        key = given[0]
+        if key == "filter":
+            return self.resolve_filter(attrs["filter"], definition)
+        if ID_ALIASES[key] not in (None, resource):
+            raise serializers.ValidationError({key: [f"{key} selects {ID_ALIASES[key]}, not {resource}."]})
+        return parse_ids(attrs[key], definition, key)
+
+    def resolve_filter(self, filters, definition):
+        """The filter, resolved now to a snapshot of ids (ascending)."""
+        filterset_class = definition.filterset_class
+        unknown = sorted(set(filters) - set(filterset_class.base_filters))
+        if unknown:
+            raise serializers.ValidationError({"filter": [f"Unknown filter(s): {', '.join(unknown)}."]})
+        filterset = filterset_class(data=filters, queryset=definition.visible(self.context["request"].user))
+        if not filterset.is_valid():
+            raise serializers.ValidationError({"filter": filterset.errors})
+        limit = settings.BULKOPS_MAX_ITEMS
+        ids = list(filterset.qs.order_by("pk").values_list("pk", flat=True)[: limit + 1])
+        if not ids:
+            raise serializers.ValidationError({"filter": ["The filter matches nothing."]})
+        if len(ids) > limit:
+            raise serializers.ValidationError({"filter": [f"The filter matches more than {limit} records."]})
+        return ids
+
+
+def parse_ids(raw, definition, key="ids"):
+    """Validate a list of ids: not empty, not too many, right type, no duplicates."""
+    if not raw:
+        raise serializers.ValidationError({key: ["The selection is empty."]})
+    if len(raw) > settings.BULKOPS_MAX_ITEMS:
+        raise serializers.ValidationError({key: [f"At most {settings.BULKOPS_MAX_ITEMS} items per operation."]})
+    field, ids, seen = definition.id_field(), [], {}
+    for position, value in enumerate(raw):
+        if isinstance(value, (bool, dict, list)) or value is None:
+            raise serializers.ValidationError({key: [f"[{position}] {value!r} is not a valid id."]})
+        try:
+            parsed = field.to_internal_value(value)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({key: [f"[{position}] {value!r}: {exc.detail[0]}"]}) from None
+        if parsed in seen:
+            raise serializers.ValidationError(
+                {key: [f"[{position}] duplicate id {value!r} (first at [{seen[parsed]}])."]}
+            )
+        seen[parsed] = position
+        ids.append(parsed)
+    return ids
+
+
+def operation_links(request, op):
+    """Where to find the operation; absolute when there is a request to build them from."""
+    absolute = request.build_absolute_uri if request is not None else str
+    links = {
+        "self": absolute(reverse("bulk-operation-detail", kwargs={"pk": op.pk})),
+        "items": absolute(reverse("bulk-operation-items", kwargs={"pk": op.pk})),
+        "items_csv": absolute(reverse("bulk-operation-items-csv", kwargs={"pk": op.pk})),
+        "page": absolute(f"/bulk-operations/{op.pk}/"),
+        "websocket": f"/ws/bulk-operations/{op.pk}/",
+    }
+    if request is not None:
+        scheme = "wss" if request.is_secure() else "ws"
+        ticket = make_ticket(request.user, op.pk)
+        links["websocket"] = f"{scheme}://{request.get_host()}{links['websocket']}?ticket={ticket}"
+    return links
+
+
+LINKS_SCHEMA = {
+    "type": "object",
+    "properties": {k: {"type": "string"} for k in ("self", "items", "items_csv", "page", "websocket")},
+}
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    item_id = serializers.CharField(source="target_id")
+
+    class Meta:
+        model = BulkOperationItem
+        fields = ["position", "item_id", "status", "error_code", "error_message", "processed_at", "result"]
+
+
+class ErrorSerializer(serializers.ModelSerializer):
+    item_id = serializers.CharField(source="target_id")
+
+    class Meta:
+        model = BulkOperationItem
+        fields = ["item_id", "position", "error_code", "error_message"]
+
+
+class CreatedSerializer(serializers.ModelSerializer):
+    """The 202 answer to a create: where to look next."""
+
+    operation_id = serializers.UUIDField(source="id")
+    estimated_completion = serializers.DateTimeField(allow_null=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BulkOperation
+        fields = ["operation_id", "status", "total_items", "created_at", "estimated_completion", "links"]
+
+    @extend_schema_field(LINKS_SCHEMA)
+    def get_links(self, op):
+        return operation_links(self.context["request"], op)
+
+
+class SummarySerializer(serializers.ModelSerializer):
+    """An operation in the history list."""
+
+    operation_id = serializers.UUIDField(source="id")
+    user = serializers.IntegerField(source="user_id")
+    progress_percentage = serializers.IntegerField()
+    success_rate = serializers.FloatField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+    reverts = serializers.UUIDField(source="reverts_id", allow_null=True)
+    retry_of = serializers.UUIDField(source="retry_of_id", allow_null=True)
+
+    class Meta:
+        model = BulkOperation
+        fields = [
+            "operation_id", "user", "resource_type", "operation_type", "mode", "execution", "dry_run", "status",
+            "total_items", "processed_items", "successful_items", "failed_items", "skipped_items",
+            "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
+            "duration_seconds", "reverts", "retry_of",
+        ]  # fmt: skip
+
+
+class OperationSerializer(SummarySerializer):
+    """The status representation (SPEC §4)."""
+
+    estimated_completion = serializers.DateTimeField(allow_null=True)
+    errors = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta(SummarySerializer.Meta):
+        fields = [
+            *SummarySerializer.Meta.fields, "operation_data", "metadata", "batch_size", "estimated_completion",
+            "error", "callback_url", "webhook", "errors", "links",
+        ]  # fmt: skip
+
+    @extend_schema_field(ErrorSerializer(many=True))
+    def get_errors(self, op):
+        failed = op.items.filter(status=ItemStatus.FAILED).order_by("position")[:MAX_ERRORS]
+        return ErrorSerializer(failed, many=True).data
+
+    @extend_schema_field(LINKS_SCHEMA)
+    def get_links(self, op):
+        return operation_links(self.context["request"], op)
+
+
+class CancelledSerializer(serializers.ModelSerializer):
+    operation_id = serializers.UUIDField(source="id")
+
+    class Meta:
+        model = BulkOperation
+        fields = ["operation_id", "status", "processed_items", "cancelled_at"]
+
+
+class StatsSerializer(serializers.Serializer):
+    total_operations = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    items_processed = serializers.IntegerField()
+    success_rate = serializers.FloatField()
+    mean_duration_seconds = serializers.FloatField(allow_null=True)

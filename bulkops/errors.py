@@ -1,0 +1,88 @@
+"""Per-item error codes: stable, documented, shared by single endpoints and the bulk engine."""
+
+from rest_framework import exceptions, status
+
+NOT_FOUND = "NOT_FOUND"
+PERMISSION_DENIED = "PERMISSION_DENIED"
+VALIDATION_ERROR = "VALIDATION_ERROR"
+INVALID_TRANSITION = "INVALID_TRANSITION"
+CONFLICT = "CONFLICT"
+LOCK_TIMEOUT = "LOCK_TIMEOUT"
+ROLLED_BACK = "ROLLED_BACK"
+CANCELLED = "CANCELLED"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+# Operation-level refusals (never on an item).
+TOO_MANY_ACTIVE_OPERATIONS = "TOO_MANY_ACTIVE_OPERATIONS"
+IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+HTTP_STATUS = {
+    NOT_FOUND: status.HTTP_404_NOT_FOUND,
+    PERMISSION_DENIED: status.HTTP_403_FORBIDDEN,
+    VALIDATION_ERROR: status.HTTP_400_BAD_REQUEST,
+    INVALID_TRANSITION: status.HTTP_400_BAD_REQUEST,
+    CONFLICT: status.HTTP_409_CONFLICT,
+    LOCK_TIMEOUT: status.HTTP_409_CONFLICT,
+    ROLLED_BACK: status.HTTP_409_CONFLICT,
+    CANCELLED: status.HTTP_409_CONFLICT,
+    INTERNAL_ERROR: status.HTTP_500_INTERNAL_SERVER_ERROR,
+    TOO_MANY_ACTIVE_OPERATIONS: status.HTTP_429_TOO_MANY_REQUESTS,
+    IDEMPOTENCY_KEY_REUSED: status.HTTP_422_UNPROCESSABLE_ENTITY,
+}
+
+
+class ItemError(Exception):
+    """A refusal of one change to one record; the engine records it on the item."""
+
+    code = INTERNAL_ERROR
+    default_message = "Internal error"
+
+    def __init__(self, message=None, code=None):
+        self.message = message or self.default_message
+        if code:
+            self.code = code
+        super().__init__(self.message)
+
+    @property
+    def http_status(self):
+        return HTTP_STATUS[self.code]
+
+    def as_api_exception(self):
+        exc = exceptions.APIException(self.message)
+        exc.status_code = self.http_status
+        exc.error_code = self.code
+        return exc
+
+
+class NotFound(ItemError):
+    code = NOT_FOUND
+    default_message = "Not found"
+
+
+class PermissionDenied(ItemError):
+    code = PERMISSION_DENIED
+    default_message = "Insufficient permissions"
+
+
+class ValidationFailed(ItemError):
+    code = VALIDATION_ERROR
+    default_message = "Invalid value"
+
+
+class InvalidTransition(ItemError):
+    code = INVALID_TRANSITION
+    default_message = "Invalid status transition"
+
+
+class Conflict(ItemError):
+    code = CONFLICT
+    default_message = "The record changed since it was read"
+
+
+class TooManyActive(ItemError):
+    code = TOO_MANY_ACTIVE_OPERATIONS
+    default_message = "Too many pending or running operations; wait for one to finish"
+
+
+class IdempotencyKeyReused(ItemError):
+    code = IDEMPOTENCY_KEY_REUSED
+    default_message = "This Idempotency-Key was used with a different request body"

@@ -1,0 +1,151 @@
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (Status.PENDING, Status.IN_PROGRESS, Status.CANCELLING)
+FINISHED = (Status.COMPLETED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
+
+
+class Mode(models.TextChoices):
+    PARTIAL = "partial"
+    ATOMIC = "atomic"
+
+
+class Execution(models.TextChoices):
+    SYNC = "sync"
+    ASYNC = "async"
+
+
+class ItemStatus(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class BulkOperationQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self if user.is_staff else self.filter(user=user)
+
+    def active(self):
+        return self.filter(status__in=ACTIVE)
+
+
+class BulkOperation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bulk_operations")
+    resource_type = models.CharField(max_length=20)
+    operation_type = models.CharField(max_length=50)
+    operation_data = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.PARTIAL)
+    execution = models.CharField(max_length=10, choices=Execution.choices, default=Execution.ASYNC)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    total_items = models.PositiveIntegerField(default=0)
+    processed_items = models.PositiveIntegerField(default=0)
+    successful_items = models.PositiveIntegerField(default=0)
+    failed_items = models.PositiveIntegerField(default=0)
+    skipped_items = models.PositiveIntegerField(default=0)
+    batch_size = models.PositiveIntegerField(default=50)
+    slices = models.PositiveIntegerField(default=1)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+    reverts = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reverted_by")
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by")
+    callback_url = models.URLField(max_length=500, blank=True, default="")
+    webhook = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BulkOperationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["status", "heartbeat_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="unique_idempotency_key_per_user",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.operation_type} on {self.total_items} {self.resource_type} ({self.status})"
+
+    @property
+    def is_finished(self):
+        return self.status in FINISHED
+
+    @property
+    def progress_percentage(self):
+        if not self.total_items:
+            return 100 if self.is_finished else 0
+        done = self.processed_items + self.skipped_items
+        return round(100 * done / self.total_items)
+
+    @property
+    def success_rate(self):
+        if not self.processed_items:
+            return 0.0
+        return round(100 * self.successful_items / self.processed_items, 2)
+
+    @property
+    def duration_seconds(self):
+        if not self.started_at:
+            return None
+        end = self.completed_at or timezone.now()
+        return round((end - self.started_at).total_seconds(), 3)
+
+    @property
+    def estimated_completion(self):
+        """From the throughput so far; before any progress, from the typical rate."""
+        if self.is_finished:
+            return self.completed_at
+        remaining = self.total_items - self.processed_items - self.skipped_items
+        start = self.started_at or self.created_at
+        elapsed = (timezone.now() - start).total_seconds()
+        if self.processed_items and elapsed > 0:
+            rate = self.processed_items / elapsed
+        else:
+            rate = 2_000  # items/s: a conservative figure from docs/benchmarks.md
+        return timezone.now() + timedelta(seconds=remaining / rate)
+
+
+class BulkOperationItem(models.Model):
+    operation = models.ForeignKey(BulkOperation, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    target_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING)
+    error_code = models.CharField(max_length=30, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    # Per-item operation data, when items differ (collection PATCH, revert); else operation_data.
+    payload = models.JSONField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["operation", "position"], name="unique_item_position")]
+        indexes = [models.Index(fields=["operation", "status"])]

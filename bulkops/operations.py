@@ -1,0 +1,66 @@
+"""The base class of every bulk operation; subclasses live in <app>/operations.py.
+
+A subclass names its resource and operation, the serializer of its `operation_data`, and
+how to lock, change and save the records of one chunk; the engine (`runner`) does the rest.
+"""
+
+from dataclasses import dataclass
+
+from rest_framework import serializers
+
+
+@dataclass
+class Context:
+    """Who changes, and why: stored on every audit row a change writes."""
+
+    actor: object
+    operation_id: object = None
+    reason: str = ""
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not declare, naming them: a typo must not pass silently."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class EmptyData(StrictSerializer):
+    """For operations that take no data: `{}` only."""
+
+
+class Operation:
+    resource = None  # "tickets", "metrics"
+    name = None  # "update_status"
+    label = None  # what pages and the admin call it
+    data_serializer = EmptyData
+    id_field = serializers.IntegerField  # how a target id is parsed and validated
+    filterset_class = None  # the list endpoint's filterset, for `filter` selections
+    include_deleted = False  # whether soft-deleted records are targets (restore)
+
+    def visible(self, user):
+        """The queryset a `filter` selection is resolved against."""
+        raise NotImplementedError
+
+    def lock(self, user, ids):
+        """{pk: record} for the visible records among `ids`, locked in pk order."""
+        raise NotImplementedError
+
+    def apply(self, record, ctx, data):
+        """Validate and apply one change in memory; raise errors.ItemError to refuse it."""
+        raise NotImplementedError
+
+    def save(self, changes):
+        """Write the changes of a chunk in a few statements."""
+        raise NotImplementedError
+
+    def describe(self, change):
+        """(before, result) stored on the item: `before` is what revert restores."""
+        return change.before or None, {"changed": change.changed}
+
+    def parse_id(self, target_id):
+        return self.id_field().to_internal_value(target_id)

@@ -1,0 +1,89 @@
+"""Progress events, published from the worker after a chunk commits.
+
+Group messages are at-most-once and each send costs ~9 ms, so sends are throttled to one
+per BULKOPS_PROGRESS_INTERVAL_MS per operation and process; the final event always goes
+out, and a client that connects late gets a snapshot from the database.
+"""
+
+import logging
+import time
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from . import telemetry
+from .models import BulkOperation, BulkOperationItem
+
+log = logging.getLogger("bulkops")
+_last_sent = {}
+
+
+def group_name(op_id):
+    return f"bulkop.{op_id}"
+
+
+def send(op_id, message):
+    """Send to the operation's group; a Redis outage must never stop the work itself."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(group_name(op_id), message)
+    except Exception:  # noqa: BLE001
+        log.warning("progress event not delivered", extra={"operation_id": str(op_id)}, exc_info=True)
+
+
+def progress_payload(op, current_item_id=None):
+    return {
+        "type": "progress_update",
+        "operation_id": str(op.pk),
+        "status": op.status,
+        "processed_items": op.processed_items,
+        "successful_items": op.successful_items,
+        "failed_items": op.failed_items,
+        "skipped_items": op.skipped_items,
+        "total_items": op.total_items,
+        "progress_percentage": op.progress_percentage,
+        "current_item_id": current_item_id,
+        "estimated_completion": op.estimated_completion.isoformat() if op.estimated_completion else None,
+        "timestamp": timezone.now().isoformat(),
+    }
+
+
+def completed_payload(op):
+    return {
+        "type": "operation_completed",
+        "operation_id": str(op.pk),
+        "final_status": op.status,
+        "successful_items": op.successful_items,
+        "failed_items": op.failed_items,
+        "skipped_items": op.skipped_items,
+        "completed_at": op.completed_at.isoformat() if op.completed_at else None,
+    }
+
+
+def chunk_done(op_id, seconds):
+    """After a chunk commits: publish progress unless one went out less than the interval ago."""
+    telemetry.observe_chunk(seconds)
+    now = time.monotonic()
+    if now - _last_sent.get(op_id, 0) < settings.BULKOPS_PROGRESS_INTERVAL_MS / 1000:
+        return
+    _last_sent[op_id] = now
+    op = BulkOperation.objects.get(pk=op_id)
+    last = (
+        BulkOperationItem.objects.filter(operation_id=op_id, processed_at__isnull=False)
+        .order_by("-processed_at", "-position")
+        .values_list("target_id", flat=True)
+        .first()
+    )
+    send(op_id, {"type": "operation.progress", "payload": progress_payload(op, last)})
+
+
+def operation_finished(op):
+    _last_sent.pop(op.pk, None)
+    telemetry.operation_finished(op)
+    log.info(
+        "operation finished",
+        extra={"operation_id": str(op.pk), "user_id": op.user_id, "status": op.status, "total_items": op.total_items},
+    )
+    send(op.pk, {"type": "operation.progress", "payload": progress_payload(op)})
+    send(op.pk, {"type": "operation.completed", "payload": completed_payload(op)})

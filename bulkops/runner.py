@@ -1,0 +1,381 @@
+"""THE chunk loop: claim items, lock their records, apply in memory, write the chunk,
+record the outcomes, all in one transaction.
+
+Because an item's outcome is written in the same transaction as its change, a re-run
+after a crash only sees the items still `pending`: nothing is lost or applied twice.
+Items are claimed `FOR UPDATE SKIP LOCKED`, so two copies of one slice (a recovered job
+beside a slow original) share the work instead of repeating it.
+"""
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from . import errors, progress, registry
+from .models import BulkOperation, BulkOperationItem, ItemStatus, Mode, Status
+from .operations import Context
+from .sql import update_rows
+
+log = logging.getLogger("bulkops")
+
+# PostgreSQL says these are worth retrying; the item fails with the code after the last try.
+TRANSIENT = {"40001": errors.CONFLICT, "40P01": errors.CONFLICT, "55P03": errors.LOCK_TIMEOUT}
+RETRIES = 3
+# Fewer savepoints than PostgreSQL caches per backend (64), with room to spare.
+ISOLATED_CHUNK = 50
+ITEM_FIELDS = ["status", "error_code", "error_message", "before", "result", "attempts", "processed_at"]
+
+
+@dataclass
+class Outcome:
+    status: str
+    error_code: str = ""
+    error_message: str = ""
+    before: dict | None = None
+    result: dict | None = None
+
+    @classmethod
+    def failed(cls, code, message):
+        return cls(ItemStatus.FAILED, code, message)
+
+
+class WriteFailed(Exception):
+    """A chunk's set-based write failed: redo the chunk one savepoint per item."""
+
+
+class AtomicFailure(Exception):
+    def __init__(self, outcomes):
+        self.outcomes = outcomes
+
+
+def sqlstate(exc):
+    return getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
+
+
+def context_for(op):
+    return Context(actor=op.user, operation_id=op.pk, reason=str(op.metadata.get("description", "")))
+
+
+def set_lock_timeout():
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.BULKOPS_LOCK_TIMEOUT_MS}ms"])
+
+
+def slice_bounds(op, number):
+    size = math.ceil(op.total_items / max(op.slices, 1)) or 1
+    return number * size, min((number + 1) * size, op.total_items)
+
+
+# --- applying one chunk ----------------------------------------------------------------
+
+
+def apply_chunk(op, definition, ctx, items, *, isolated=False):
+    """Outcomes for `items` (inside the caller's transaction); writes the changes unless dry run."""
+    records = definition.lock(op.user, [item.key for item in items if item.key is not None])
+    outcomes, succeeded = {}, []
+    for item in items:
+        record = records.get(item.key)
+        if record is None:
+            outcomes[item.pk] = Outcome.failed(errors.NOT_FOUND, f"{op.resource_type} {item.target_id} not found")
+            continue
+        try:
+            change = definition.apply(record, ctx, item.payload if item.payload is not None else op.operation_data)
+            if isolated and not op.dry_run:
+                write_one(definition, change)
+        except errors.ItemError as exc:
+            outcomes[item.pk] = Outcome.failed(exc.code, exc.message)
+        except WriteFailed as exc:
+            outcomes[item.pk] = Outcome.failed(*exc.args)
+        else:
+            succeeded.append((item, change))
+    if succeeded and not isolated and not op.dry_run:
+        try:
+            with transaction.atomic():
+                definition.save([change for _, change in succeeded])
+        except DatabaseError as exc:
+            if sqlstate(exc) in TRANSIENT:
+                raise
+            raise WriteFailed from exc
+    for item, change in succeeded:  # after the write: some results only exist then (a comment's id)
+        before, result = definition.describe(change)
+        outcomes[item.pk] = Outcome(ItemStatus.SUCCEEDED, before=before, result=result)
+    return outcomes
+
+
+def write_one(definition, change):
+    """Write one change in its own savepoint; a failure refuses only this item."""
+    try:
+        with transaction.atomic():
+            definition.save([change])
+    except DatabaseError as exc:
+        if sqlstate(exc) in TRANSIENT:
+            raise
+        code = errors.VALIDATION_ERROR if sqlstate(exc) and sqlstate(exc)[:2] in {"22", "23"} else errors.INTERNAL_ERROR
+        raise WriteFailed(code, str(exc).strip().splitlines()[0] if str(exc) else "write failed") from exc
+
+
+def record(op, items, outcomes):
+    """Store the outcomes on the items and advance the counters (once per chunk)."""
+    now = timezone.now()
+    for item in items:
+        outcome = outcomes[item.pk]
+        item.status, item.error_code, item.error_message = outcome.status, outcome.error_code, outcome.error_message
+        item.before, item.result, item.processed_at = outcome.before, outcome.result, now
+        item.attempts += 1
+    update_rows(BulkOperationItem, items, ITEM_FIELDS)
+    succeeded = sum(1 for o in outcomes.values() if o.status == ItemStatus.SUCCEEDED)
+    failed = sum(1 for o in outcomes.values() if o.status == ItemStatus.FAILED)
+    BulkOperation.objects.filter(pk=op.pk).update(
+        processed_items=F("processed_items") + succeeded + failed,
+        successful_items=F("successful_items") + succeeded,
+        failed_items=F("failed_items") + failed,
+        heartbeat_at=now,
+    )
+
+
+def claim(op, lo, hi, limit, positions=None):
+    qs = BulkOperationItem.objects.select_for_update(skip_locked=True).filter(
+        operation_id=op.pk, status=ItemStatus.PENDING, position__gte=lo, position__lt=hi
+    )
+    if positions is not None:
+        qs = qs.filter(position__in=positions)
+    items = list(qs.order_by("position")[:limit])
+    definition = registry.get(op.resource_type, op.operation_type)
+    for item in items:
+        try:
+            item.key = definition.parse_id(item.target_id)
+        except Exception:  # noqa: BLE001 - any unparsable id is simply not found
+            item.key = None
+    return items
+
+
+def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, isolated=False):
+    """One transaction: claim up to `limit` pending items, apply, record. Returns the items."""
+    with transaction.atomic():
+        set_lock_timeout()
+        items = claim(op, lo, hi, limit, positions)
+        if items:
+            outcomes = apply_chunk(op, definition, ctx, items, isolated=isolated)
+            record(op, items, outcomes)
+    return items
+
+
+def fail_items(op, positions, code, message):
+    with transaction.atomic():
+        items = claim(op, 0, op.total_items, len(positions), positions)
+        record(op, items, {item.pk: Outcome.failed(code, message) for item in items})
+
+
+def retrying(func, *args, **kwargs):
+    """Run `func` (a whole transaction); retry what PostgreSQL calls transient, with backoff."""
+    for attempt in range(RETRIES + 1):
+        try:
+            return func(*args, **kwargs)
+        except DatabaseError as exc:
+            if sqlstate(exc) not in TRANSIENT or attempt == RETRIES:
+                raise
+            time.sleep(0.05 * 2**attempt + random.random() * 0.05)
+    return None
+
+
+def pending_positions(op, lo, hi, limit):
+    qs = BulkOperationItem.objects.filter(
+        operation_id=op.pk, status=ItemStatus.PENDING, position__gte=lo, position__lt=hi
+    )
+    return list(qs.order_by("position").values_list("position", flat=True)[:limit])
+
+
+def run_chunk(op, definition, ctx, lo, hi):
+    """One chunk, with the fallbacks: per-item savepoints after a failed write, one item per
+    transaction after repeated lock timeouts or deadlocks. Returns how many items it took."""
+    try:
+        return len(retrying(process_chunk, op, definition, ctx, lo, hi, limit=op.batch_size))
+    except WriteFailed:
+        positions = pending_positions(op, lo, hi, op.batch_size)
+        for start in range(0, len(positions), ISOLATED_CHUNK):
+            group = positions[start : start + ISOLATED_CHUNK]
+            retrying(process_chunk, op, definition, ctx, lo, hi, limit=len(group), positions=group, isolated=True)
+        return len(positions)
+    except DatabaseError as exc:
+        if sqlstate(exc) not in TRANSIENT:
+            raise
+        positions = pending_positions(op, lo, hi, op.batch_size)
+        for position in positions:
+            run_single_item(op, definition, ctx, position)
+        return len(positions)
+
+
+def run_single_item(op, definition, ctx, position):
+    try:
+        retrying(process_chunk, op, definition, ctx, position, position + 1, limit=1)
+    except DatabaseError as exc:
+        code = TRANSIENT.get(sqlstate(exc))
+        if code is None:
+            raise
+        fail_items(op, [position], code, f"Gave up after {RETRIES + 1} attempts: {str(exc).strip().splitlines()[0]}")
+
+
+# --- slices and operations ---------------------------------------------------------------
+
+
+def start(op_id):
+    """pending ⇒ in_progress, once; returns the operation, or None if it is not runnable."""
+    now = timezone.now()
+    BulkOperation.objects.filter(pk=op_id, status=Status.PENDING).update(
+        status=Status.IN_PROGRESS, started_at=now, heartbeat_at=now
+    )
+    op = BulkOperation.objects.select_related("user").get(pk=op_id)
+    if op.status == Status.IN_PROGRESS and op.started_at == now:
+        log.info("operation started", extra={"operation_id": str(op.pk), "user_id": op.user_id})
+    return op if op.status in (Status.IN_PROGRESS, Status.CANCELLING) else None
+
+
+def current_status(op):
+    return BulkOperation.objects.filter(pk=op.pk).values_list("status", flat=True).first()
+
+
+def run_slice(op_id, number):
+    """Process slice `number` of an operation chunk by chunk; the last slice finalises."""
+    op = start(op_id)
+    if op is None:
+        return
+    definition = registry.get(op.resource_type, op.operation_type)
+    ctx = context_for(op)
+    if op.mode == Mode.ATOMIC:
+        run_atomic(op, definition, ctx)
+    else:
+        lo, hi = slice_bounds(op, number)
+        while current_status(op) == Status.IN_PROGRESS:
+            started = time.monotonic()
+            if not run_chunk(op, definition, ctx, lo, hi):
+                break
+            progress.chunk_done(op.pk, time.monotonic() - started)
+        if current_status(op) == Status.CANCELLING:
+            skip_pending(op, lo, hi)
+    finalize(op.pk)
+
+
+def skip_pending(op, lo, hi):
+    now = timezone.now()
+    with transaction.atomic():
+        skipped = BulkOperationItem.objects.filter(
+            operation_id=op.pk, status=ItemStatus.PENDING, position__gte=lo, position__lt=hi
+        ).update(
+            status=ItemStatus.SKIPPED,
+            error_code=errors.CANCELLED,
+            error_message="Operation cancelled",
+            processed_at=now,
+        )
+        BulkOperation.objects.filter(pk=op.pk).update(skipped_items=F("skipped_items") + skipped, heartbeat_at=now)
+
+
+def run_atomic(op, definition, ctx):
+    """The whole operation in one transaction; the first failure rolls everything back."""
+    try:
+        retrying(apply_all, op, definition, ctx)
+    except AtomicFailure as failure:
+        mark_rolled_back(op, failure.outcomes)
+    except WriteFailed as exc:
+        # A write failed in the single set-based statement: find which item, one savepoint each.
+        try:
+            retrying(apply_all, op, definition, ctx, isolated=True)
+        except AtomicFailure as failure:
+            mark_rolled_back(op, failure.outcomes)
+        except WriteFailed:
+            raise exc from None
+
+
+def apply_all(op, definition, ctx, *, isolated=False):
+    with transaction.atomic():
+        set_lock_timeout()
+        while True:
+            items = claim(op, 0, op.total_items, op.batch_size if not isolated else ISOLATED_CHUNK)
+            if not items:
+                return
+            outcomes = apply_chunk(op, definition, ctx, items, isolated=isolated)
+            if any(o.status == ItemStatus.FAILED for o in outcomes.values()):
+                raise AtomicFailure(
+                    {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
+                )
+            record(op, items, outcomes)
+
+
+def mark_rolled_back(op, failures):
+    """Atomic failure: the failing items keep their code, every other item is ROLLED_BACK."""
+    now = timezone.now()
+    with transaction.atomic():
+        items = BulkOperationItem.objects.filter(operation_id=op.pk)
+        items.update(
+            status=ItemStatus.FAILED,
+            error_code=errors.ROLLED_BACK,
+            error_message="Rolled back: another item of this atomic operation failed",
+            before=None,
+            result=None,
+            processed_at=now,
+        )
+        for position, outcome in failures.items():
+            items.filter(position=position).update(error_code=outcome.error_code, error_message=outcome.error_message)
+        BulkOperation.objects.filter(pk=op.pk).update(
+            processed_items=op.total_items, successful_items=0, failed_items=op.total_items, skipped_items=0
+        )
+
+
+def final_status(op):
+    if op.status == Status.CANCELLING:
+        return Status.CANCELLED
+    if op.error or op.successful_items == 0 and op.total_items:
+        return Status.FAILED
+    return Status.COMPLETED if op.failed_items == 0 else Status.PARTIAL
+
+
+def recount(op):
+    """Counters from the item rows: whatever happened on the way, they end up equal."""
+    counts = dict(
+        BulkOperationItem.objects.filter(operation_id=op.pk).values_list("status").annotate(n=Count("pk")).order_by()
+    )
+    op.successful_items = counts.get(ItemStatus.SUCCEEDED, 0)
+    op.failed_items = counts.get(ItemStatus.FAILED, 0)
+    op.skipped_items = counts.get(ItemStatus.SKIPPED, 0)
+    op.processed_items = op.successful_items + op.failed_items
+    return counts.get(ItemStatus.PENDING, 0)
+
+
+def fail_pending(op, error):
+    BulkOperationItem.objects.filter(operation_id=op.pk, status=ItemStatus.PENDING).update(
+        status=ItemStatus.FAILED,
+        error_code=errors.INTERNAL_ERROR,
+        error_message=error[:500],
+        processed_at=timezone.now(),
+    )
+
+
+def finalize(op_id, *, error=""):
+    """Close the operation if no item is left pending (or on an operation-level error)."""
+    with transaction.atomic():
+        op = BulkOperation.objects.select_for_update().get(pk=op_id)
+        if op.is_finished:
+            return op
+        if error:
+            fail_pending(op, error)
+        pending = recount(op)
+        if pending and not error:
+            op.save(update_fields=["processed_items", "successful_items", "failed_items", "skipped_items"])
+            return op
+        op.error = error
+        op.status = final_status(op)
+        now = timezone.now()
+        op.completed_at = now
+        if op.status == Status.CANCELLED:
+            op.cancelled_at = op.cancelled_at or now
+        op.heartbeat_at = now
+        op.save()
+        transaction.on_commit(lambda: progress.operation_finished(op))
+    return op

@@ -1,0 +1,56 @@
+"""One error body for the whole API: {"error": {"code", "message", "details"}}."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from bulkops.errors import ItemError
+
+CODES = {
+    exceptions.ParseError: "MALFORMED_REQUEST",
+    exceptions.ValidationError: "VALIDATION_ERROR",
+    exceptions.NotAuthenticated: "NOT_AUTHENTICATED",
+    exceptions.AuthenticationFailed: "NOT_AUTHENTICATED",
+    exceptions.PermissionDenied: "PERMISSION_DENIED",
+    exceptions.NotFound: "NOT_FOUND",
+    exceptions.MethodNotAllowed: "METHOD_NOT_ALLOWED",
+    exceptions.UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+    exceptions.Throttled: "THROTTLED",
+}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ItemError):
+        exc = exc.as_api_exception()
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = getattr(exc, "error_code", None) or next((c for cls, c in CODES.items() if isinstance(exc, cls)), "ERROR")
+    data = response.data
+    if isinstance(exc, exceptions.ValidationError):
+        message = first_message(data)
+        details = data
+    else:
+        message = str(data.get("detail", exc)) if isinstance(data, dict) else str(data)
+        details = None
+    response.data = {"error": {"code": code, "message": message, "details": details}}
+    return response
+
+
+def first_message(data, prefix=""):
+    """The first leaf message of a DRF validation error, prefixed with where it is."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = key if key == "non_field_errors" else f"{prefix}{key}"
+            return first_message(value, "" if key == "non_field_errors" else f"{where}: ")
+    if isinstance(data, list) and data:
+        for index, value in enumerate(data):
+            if value:
+                nested = isinstance(value, (dict, list))
+                return first_message(value, f"{prefix}[{index}] " if nested else prefix)
+    return f"{prefix}{data}".strip()

@@ -1,0 +1,163 @@
+"""Settings, all from the environment (see README "Configuration")."""
+
+import logging
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name, default=False):
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+DEBUG = env_bool("DEBUG")
+SECRET_KEY = os.environ.get("SECRET_KEY") or ""
+if not SECRET_KEY:
+    if not DEBUG and not env_bool("BULKOPS_INSECURE_DEV_KEY"):
+        raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "insecure-dev-key-do-not-use-in-production"
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Plain http on 127.0.0.1 must work with DEBUG off: secure cookies only when asked for.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_rq",
+    "channels",
+    "bulkops",
+    "tickets",
+    "metrics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bulkops")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("BULKOPS_CHANNEL_PREFIX", "bulkops")},
+    }
+}
+RQ_QUEUES = {
+    "bulkops": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
+}
+
+AUTH_PASSWORD_VALIDATORS = []
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/tickets/"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BULKOPS_MAX_BODY_BYTES", 10 * 1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "config.authentication.TokenAuthentication",
+        "config.authentication.BearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "bulk": os.environ.get("BULKOPS_THROTTLE_RATE", "60/min"),
+        "metrics_bulk": os.environ.get("BULKOPS_METRICS_THROTTLE_RATE", "30/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Bulkops API",
+    "DESCRIPTION": "Change many tickets and metrics at once: bulk operations, batches, live progress.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Bulk engine settings; each can be set by the environment variable of the same name.
+BULKOPS_MAX_ITEMS = env_int("BULKOPS_MAX_ITEMS", 100_000)
+BULKOPS_MAX_SYNC_ITEMS = env_int("BULKOPS_MAX_SYNC_ITEMS", 1_000)
+BULKOPS_MAX_ATOMIC_ITEMS = env_int("BULKOPS_MAX_ATOMIC_ITEMS", 100)
+BULKOPS_MAX_ACTIVE_PER_USER = env_int("BULKOPS_MAX_ACTIVE_PER_USER", 5)
+BULKOPS_DEFAULT_BATCH_SIZE = env_int("BULKOPS_DEFAULT_BATCH_SIZE", 50)
+BULKOPS_MAX_BATCH_SIZE = env_int("BULKOPS_MAX_BATCH_SIZE", 1_000)
+BULKOPS_SLICE_MIN_ITEMS = env_int("BULKOPS_SLICE_MIN_ITEMS", 5_000)
+BULKOPS_MAX_SLICES = env_int("BULKOPS_MAX_SLICES", 4)
+BULKOPS_STALE_AFTER = env_int("BULKOPS_STALE_AFTER", 60)
+BULKOPS_LOCK_TIMEOUT_MS = env_int("BULKOPS_LOCK_TIMEOUT_MS", 5_000)
+BULKOPS_PROGRESS_INTERVAL_MS = env_int("BULKOPS_PROGRESS_INTERVAL_MS", 250)
+BULKOPS_RETENTION_DAYS = env_int("BULKOPS_RETENTION_DAYS", 30)
+BULKOPS_IDEMPOTENCY_HOURS = env_int("BULKOPS_IDEMPOTENCY_HOURS", 24)
+BULKOPS_WEBHOOK_ALLOW_PRIVATE = env_bool("BULKOPS_WEBHOOK_ALLOW_PRIVATE")
+BULKOPS_WS_TICKET_MAX_AGE = env_int("BULKOPS_WS_TICKET_MAX_AGE", 300)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "rq.worker": {"level": "WARNING"}},
+}
+logging.getLogger(__name__).debug("settings loaded: db=%s", DATABASES["default"]["ENGINE"])

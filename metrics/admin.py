@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from .models import Metric, MetricPermission
+
+
+class MetricPermissionInline(admin.TabularInline):
+    model = MetricPermission
+    raw_id_fields = ["user"]
+    extra = 0
+
+
+@admin.register(Metric)
+class MetricAdmin(admin.ModelAdmin):
+    list_display = ["name", "verification", "owner", "version", "updated_at"]
+    list_filter = ["verification"]
+    search_fields = ["name", "description"]
+    raw_id_fields = ["owner"]
+    inlines = [MetricPermissionInline]
+
+
+@admin.register(MetricPermission)
+class MetricPermissionAdmin(admin.ModelAdmin):
+    list_display = ["metric", "user", "role"]
+    list_filter = ["role"]
+    raw_id_fields = ["metric", "user"]

@@ -1,0 +1,67 @@
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from bulkops.api.mixins import FieldSelectionMixin
+from bulkops.operations import StrictSerializer
+
+from ..models import Metric, MetricPermission, Role, Verification
+
+
+class MetricSerializer(FieldSelectionMixin, serializers.ModelSerializer):
+    owner = serializers.IntegerField(source="owner_id", read_only=True)
+    role = serializers.CharField(source="user_role", read_only=True, default=None)
+
+    class Meta:
+        model = Metric
+        fields = [
+            "id",
+            "name",
+            "description",
+            "definition",
+            "verification",
+            "owner",
+            "role",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class MetricChangesSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(allow_blank=True, required=False)
+    definition = serializers.CharField(allow_blank=True, required=False)
+    verification = serializers.ChoiceField(choices=Verification.choices, required=False)
+
+
+class MetricPatchSerializer(MetricChangesSerializer):
+    version = serializers.IntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
+
+    def validate(self, attrs):
+        if not set(attrs) - {"version"}:
+            raise serializers.ValidationError("Nothing to change: give at least one field.")
+        return attrs
+
+
+class MetricCreateSerializer(MetricChangesSerializer):
+    name = serializers.CharField(max_length=200)
+
+
+class MetricPermissionSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = MetricPermission
+        fields = ["user_id", "role", "created_at"]
+
+
+class ShareSerializer(StrictSerializer):
+    user_id = serializers.IntegerField()
+    role = serializers.ChoiceField(choices=[r for r in Role.choices if r[0] != Role.OWNER])
+
+    def validate_user_id(self, value):
+        user = get_user_model().objects.filter(pk=value, is_active=True).first()
+        if user is None:
+            raise serializers.ValidationError(f"No active user with id {value}.")
+        return user

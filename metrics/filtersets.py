@@ -1,0 +1,17 @@
+import django_filters
+from django.db.models import Q
+
+from .models import Metric, Verification
+
+
+class MetricFilterSet(django_filters.FilterSet):
+    verification = django_filters.MultipleChoiceFilter(choices=Verification.choices)
+    owner = django_filters.NumberFilter(field_name="owner_id")
+    search = django_filters.CharFilter(method="filter_search", label="Search")
+
+    class Meta:
+        model = Metric
+        fields = ["verification", "owner", "search"]
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))

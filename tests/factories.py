@@ -1,0 +1,71 @@
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from metrics.models import Metric, MetricPermission
+from tickets.models import Category, Ticket
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw")
+
+    @factory.post_generation
+    def perms(self, create, extracted, **kwargs):
+        grant(self, extracted or ())
+
+
+def grant(user, codenames):
+    for codename in codenames:
+        app, _, code = codename.partition(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=code))
+    user.save()
+
+
+class AgentFactory(UserFactory):
+    """A user with `tickets.change_ticket`: sees and changes every ticket."""
+
+    @factory.post_generation
+    def perms(self, create, extracted, **kwargs):
+        grant(self, extracted or ("tickets.change_ticket",))
+
+
+class StaffFactory(UserFactory):
+    is_staff = True
+    is_superuser = True
+
+
+class CategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Category
+
+    name = factory.Sequence(lambda n: f"Category {n}")
+
+
+class TicketFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Ticket
+
+    title = factory.Sequence(lambda n: f"Ticket {n}")
+    requester = factory.SubFactory(UserFactory)
+
+
+class MetricFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Metric
+
+    name = factory.Sequence(lambda n: f"Metric {n}")
+    owner = factory.SubFactory(UserFactory)
+
+
+class MetricPermissionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MetricPermission
+
+    metric = factory.SubFactory(MetricFactory)
+    user = factory.SubFactory(UserFactory)
+    role = "can_edit"

@@ -1,0 +1,11 @@
+"""Test settings: the real services, on a Redis database of their own."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("BULKOPS_CHANNEL_PREFIX", "bulkops-test")
+os.environ.setdefault("BULKOPS_THROTTLE_RATE", "100000/min")
+os.environ.setdefault("BULKOPS_METRICS_THROTTLE_RATE", "100000/min")
+
+from config.settings import *  # noqa: E402,F403

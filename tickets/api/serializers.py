@@ -1,0 +1,87 @@
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from bulkops.api.mixins import FieldSelectionMixin
+from bulkops.operations import StrictSerializer
+
+from ..models import Category, Comment, Priority, Status, Ticket, TicketEvent
+
+
+class CategorySerializer(FieldSelectionMixin, serializers.ModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["id", "name", "created_at"]
+
+
+class TicketSerializer(FieldSelectionMixin, serializers.ModelSerializer):
+    category_id = serializers.IntegerField(read_only=True, allow_null=True)
+    requester_id = serializers.IntegerField(read_only=True)
+    assignee_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id", "title", "description", "status", "priority", "category_id", "requester_id", "assignee_id",
+            "version", "is_deleted", "deleted_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+def validate_user_id(value):
+    if value is not None and not get_user_model().objects.filter(pk=value, is_active=True).exists():
+        raise serializers.ValidationError(f"No active user with id {value}.")
+    return value
+
+
+def validate_category_id(value):
+    if value is not None and not Category.objects.filter(pk=value).exists():
+        raise serializers.ValidationError(f"No category with id {value}.")
+    return value
+
+
+class TicketChangesSerializer(StrictSerializer):
+    """The fields a change may set: PATCH, the collection PATCH, batch and bulk data."""
+
+    title = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(allow_blank=True, required=False)
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+    category_id = serializers.IntegerField(allow_null=True, required=False, validators=[validate_category_id])
+    assignee_id = serializers.IntegerField(allow_null=True, required=False, validators=[validate_user_id])
+
+
+class TicketPatchSerializer(TicketChangesSerializer):
+    version = serializers.IntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
+
+    def validate(self, attrs):
+        if not set(attrs) - {"version"}:
+            raise serializers.ValidationError("Nothing to change: give at least one field.")
+        return attrs
+
+
+class TicketCreateSerializer(TicketChangesSerializer):
+    title = serializers.CharField(max_length=200)
+    requester_id = serializers.IntegerField(required=False, validators=[validate_user_id])
+
+
+class CommentSerializer(FieldSelectionMixin, serializers.ModelSerializer):
+    author = serializers.IntegerField(source="author_id", read_only=True)
+    bulk_operation = serializers.UUIDField(source="bulk_operation_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Comment
+        fields = ["id", "ticket", "author", "body", "bulk_operation", "created_at"]
+        read_only_fields = ["id", "ticket", "author", "bulk_operation", "created_at"]
+
+
+class CommentCreateSerializer(StrictSerializer):
+    body = serializers.CharField(max_length=10_000)
+
+
+class TicketEventSerializer(FieldSelectionMixin, serializers.ModelSerializer):
+    actor = serializers.IntegerField(source="actor_id", read_only=True, allow_null=True)
+    bulk_operation = serializers.UUIDField(source="bulk_operation_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = TicketEvent
+        fields = ["field", "old_value", "new_value", "actor", "bulk_operation", "reason", "created_at"]

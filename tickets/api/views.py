@@ -1,0 +1,108 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from bulkops import errors
+
+from .. import services
+from ..filtersets import TicketFilterSet
+from ..models import Category, Ticket, is_agent
+from .serializers import (
+    CategorySerializer,
+    CommentCreateSerializer,
+    CommentSerializer,
+    TicketCreateSerializer,
+    TicketEventSerializer,
+    TicketPatchSerializer,
+    TicketSerializer,
+)
+
+
+def context_of(request):
+    return services.Context(actor=request.user)
+
+
+class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """Tickets: list (filters), create, retrieve, PATCH, DELETE (soft), history, comments."""
+
+    serializer_class = TicketSerializer
+    filterset_class = TicketFilterSet
+
+    def get_queryset(self):
+        return Ticket.objects.visible_to(self.request.user).order_by("id")
+
+    def get_object(self):
+        ticket = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
+        if ticket is None:
+            raise errors.NotFound("Ticket not found")
+        return ticket
+
+    def ticket_id(self):
+        try:
+            return int(self.kwargs["pk"])
+        except ValueError:
+            raise errors.NotFound("Ticket not found") from None
+
+    @extend_schema(request=TicketCreateSerializer, responses={201: TicketSerializer})
+    def create(self, request):
+        data = TicketCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ticket = services.create(context_of(request), data.validated_data)
+        return Response(TicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TicketPatchSerializer, responses={200: TicketSerializer})
+    def partial_update(self, request, pk=None):
+        data = TicketPatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        version = changes.pop("version", None)
+        change = services.change(
+            self.ticket_id(), context_of(request), services.apply_update, changes, expected_version=version
+        )
+        return Response(TicketSerializer(change.ticket).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        services.change(self.ticket_id(), context_of(request), services.apply_delete)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: TicketSerializer})
+    @action(detail=True, methods=["post"])
+    def restore(self, request, pk=None):
+        change = services.change(self.ticket_id(), context_of(request), services.apply_restore, include_deleted=True)
+        return Response(TicketSerializer(change.ticket).data)
+
+    @extend_schema(responses={200: TicketEventSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        events = self.get_object().events.order_by("created_at", "id")
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(TicketEventSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(methods=["get"], responses={200: CommentSerializer(many=True)})
+    @extend_schema(methods=["post"], request=CommentCreateSerializer, responses={201: CommentSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def comments(self, request, pk=None):
+        if request.method == "POST":
+            data = CommentCreateSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            change = services.change(
+                self.ticket_id(), context_of(request), services.apply_comment, data.validated_data["body"]
+            )
+            return Response(CommentSerializer(change.comments[0]).data, status=status.HTTP_201_CREATED)
+        comments = self.get_object().comments.order_by("created_at", "id")
+        page = self.paginate_queryset(comments)
+        return self.get_paginated_response(CommentSerializer(page, many=True, context={"request": request}).data)
+
+
+class IsAgentOrReadOnly(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS or is_agent(request.user)
+
+
+class CategoryViewSet(viewsets.ModelViewSet):
+    queryset = Category.objects.order_by("name")
+    serializer_class = CategorySerializer
+    permission_classes = [permissions.IsAuthenticated, IsAgentOrReadOnly]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]

@@ -1,0 +1,121 @@
+"""The ticket bulk operations. Each calls the same service as the single endpoint."""
+
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from rest_framework import serializers
+
+from bulkops.operations import Operation, StrictSerializer
+from bulkops.registry import register
+
+from . import services
+from .api.serializers import TicketChangesSerializer, validate_category_id, validate_user_id
+from .filtersets import TicketFilterSet
+from .models import Priority, Status, Ticket
+
+
+def json_safe(values):
+    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+
+
+class TicketOperation(Operation):
+    resource = "tickets"
+    filterset_class = TicketFilterSet
+
+    def visible(self, user):
+        return Ticket.objects.visible_to(user, include_deleted=self.include_deleted)
+
+    def lock(self, user, ids):
+        return services.lock(user, ids, include_deleted=self.include_deleted)
+
+    def apply(self, ticket, ctx, data):
+        return services.apply_update(ticket, ctx, data)
+
+    def save(self, changes):
+        services.save(changes)
+
+    def describe(self, change):
+        result = {"changed": change.changed, "version": change.ticket.version}
+        if change.comments:
+            result["comment_id"] = change.comments[0].pk
+        return json_safe(change.before) or None, result
+
+
+class StatusData(StrictSerializer):
+    status = serializers.ChoiceField(choices=Status.choices)
+
+
+class CommentData(StrictSerializer):
+    body = serializers.CharField(max_length=10_000)
+
+
+class AssignData(StrictSerializer):
+    assignee_id = serializers.IntegerField(allow_null=True, validators=[validate_user_id])
+
+
+class PriorityData(StrictSerializer):
+    priority = serializers.ChoiceField(choices=Priority.choices)
+
+
+class CategoryData(StrictSerializer):
+    category_id = serializers.IntegerField(allow_null=True, validators=[validate_category_id])
+
+
+class FieldsData(TicketChangesSerializer):
+    def get_fields(self):
+        fields = super().get_fields()
+        return {name: fields[name] for name in ("status", "priority", "category_id", "assignee_id")}
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give at least one of status, priority, category_id, assignee_id.")
+        return attrs
+
+
+@register
+class UpdateStatus(TicketOperation):
+    name, label, data_serializer = "update_status", "Change status", StatusData
+
+
+@register
+class Assign(TicketOperation):
+    name, label, data_serializer = "assign", "Assign", AssignData
+
+
+@register
+class SetPriority(TicketOperation):
+    name, label, data_serializer = "set_priority", "Set priority", PriorityData
+
+
+@register
+class SetCategory(TicketOperation):
+    name, label, data_serializer = "set_category", "Set category", CategoryData
+
+
+@register
+class UpdateFields(TicketOperation):
+    name, label, data_serializer = "update_fields", "Update fields", FieldsData
+
+
+@register
+class AddComment(TicketOperation):
+    name, label, data_serializer = "add_comment", "Add comment", CommentData
+
+    def apply(self, ticket, ctx, data):
+        return services.apply_comment(ticket, ctx, data["body"])
+
+
+@register
+class Delete(TicketOperation):
+    name, label = "delete", "Delete"
+
+    def apply(self, ticket, ctx, data):
+        return services.apply_delete(ticket, ctx)
+
+
+@register
+class Restore(TicketOperation):
+    name, label, include_deleted = "restore", "Restore", True
+
+    def apply(self, ticket, ctx, data):
+        return services.apply_restore(ticket, ctx)

@@ -1,0 +1,170 @@
+"""Every change to a ticket goes through here: single endpoints, the bulk engine, the
+batch endpoint and the admin alike.
+
+The `apply_*` functions validate, check permission and change a locked ticket in memory,
+returning the unsaved audit rows; `save` writes any number of them in a few statements.
+That split lets the bulk engine apply a whole chunk per item in Python and write it at
+once, while a single change is simply a chunk of one (`change`).
+"""
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from bulkops import errors
+from bulkops.operations import Context  # noqa: F401 - re-exported for callers
+from bulkops.sql import insert_rows, update_rows
+
+from .models import TRANSITIONS, Comment, Ticket, TicketEvent, is_agent
+
+REQUESTER_FIELDS = {"title", "description"}
+EDITABLE_FIELDS = ("title", "description", "status", "priority", "category_id", "assignee_id")
+SAVED_FIELDS = [*EDITABLE_FIELDS, "version", "is_deleted", "deleted_at", "updated_at"]
+EVENT_FIELDS = ["ticket", "actor", "bulk_operation", "field", "old_value", "new_value", "reason", "created_at"]
+COMMENT_FIELDS = ["ticket", "author", "body", "bulk_operation", "created_at"]
+
+
+@dataclass
+class Change:
+    """The in-memory result of one apply_* call, written later by `save`."""
+
+    ticket: Ticket
+    before: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+    comments: list = field(default_factory=list)
+
+    @property
+    def changed(self):
+        return bool(self.events or self.comments)
+
+
+def _check_live(ticket):
+    if ticket.is_deleted:
+        raise errors.NotFound(f"Ticket {ticket.pk} not found")
+
+
+def _check_version(ticket, expected_version):
+    if expected_version is not None and ticket.version != expected_version:
+        raise errors.Conflict(f"Ticket {ticket.pk} is at version {ticket.version}, not {expected_version}")
+
+
+def check_can_edit(ticket, user, fields):
+    if is_agent(user):
+        return
+    if ticket.requester_id == user.pk and set(fields) <= REQUESTER_FIELDS:
+        return
+    raise errors.PermissionDenied("Insufficient permissions to update ticket")
+
+
+def check_can_delete(user):
+    if not (user.is_staff or user.has_perm("tickets.delete_ticket")):
+        raise errors.PermissionDenied("Insufficient permissions to delete ticket")
+
+
+def _set(change, name, value, ctx, now):
+    ticket = change.ticket
+    old = getattr(ticket, name)
+    if old == value:
+        return
+    change.before.setdefault(name, old)
+    setattr(ticket, name, value)
+    change.events.append(
+        TicketEvent(
+            ticket=ticket,
+            actor_id=ctx.actor.pk,
+            bulk_operation_id=ctx.operation_id,
+            field=name.removesuffix("_id"),
+            old_value=None if old is None else str(old),
+            new_value=None if value is None else str(value),
+            reason=ctx.reason,
+            created_at=now,
+        )
+    )
+
+
+def _bump(change, now):
+    if change.changed:
+        change.before.setdefault("version", change.ticket.version)
+        change.ticket.version += 1
+        change.ticket.updated_at = now
+
+
+def apply_update(ticket, ctx, changes, *, expected_version=None):
+    """Validate and apply field changes ({status, priority, title, …}) to a locked ticket."""
+    _check_live(ticket)
+    _check_version(ticket, expected_version)
+    check_can_edit(ticket, ctx.actor, changes)
+    new_status = changes.get("status")
+    if new_status is not None and new_status != ticket.status and new_status not in TRANSITIONS[ticket.status]:
+        raise errors.InvalidTransition(f"Cannot change status from {ticket.status} to {new_status}")
+    change, now = Change(ticket), timezone.now()
+    for name, value in changes.items():
+        _set(change, name, value, ctx, now)
+    _bump(change, now)
+    return change
+
+
+def apply_comment(ticket, ctx, body):
+    _check_live(ticket)
+    if not (is_agent(ctx.actor) or ticket.requester_id == ctx.actor.pk):
+        raise errors.PermissionDenied("Insufficient permissions to comment on ticket")
+    change, now = Change(ticket), timezone.now()
+    change.comments.append(
+        Comment(ticket=ticket, author_id=ctx.actor.pk, body=body, bulk_operation_id=ctx.operation_id, created_at=now)
+    )
+    return change
+
+
+def apply_delete(ticket, ctx):
+    _check_live(ticket)
+    check_can_delete(ctx.actor)
+    change, now = Change(ticket), timezone.now()
+    _set(change, "is_deleted", True, ctx, now)
+    _set(change, "deleted_at", now, ctx, now)
+    _bump(change, now)
+    return change
+
+
+def apply_restore(ticket, ctx):
+    check_can_delete(ctx.actor)
+    change, now = Change(ticket), timezone.now()
+    _set(change, "is_deleted", False, ctx, now)
+    _set(change, "deleted_at", None, ctx, now)
+    _bump(change, now)
+    return change
+
+
+def save(changes):
+    """Write the tickets, audit rows and comments of `changes` in three statements."""
+    changed = [c for c in changes if c.changed]
+    update_rows(Ticket, [c.ticket for c in changed if c.events], SAVED_FIELDS)
+    insert_rows(TicketEvent, [e for c in changed for e in c.events], EVENT_FIELDS)
+    insert_rows(Comment, [m for c in changed for m in c.comments], COMMENT_FIELDS)
+
+
+def lock(user, ticket_ids, *, include_deleted=False):
+    """Lock the visible tickets among `ticket_ids`, in id order so that lockers never deadlock."""
+    qs = Ticket.objects.visible_to(user, include_deleted=include_deleted)
+    return {t.pk: t for t in qs.select_for_update(of=("self",)).filter(pk__in=ticket_ids).order_by("pk")}
+
+
+def change(ticket_id, ctx, apply, *args, include_deleted=False, **kwargs):
+    """One change to one ticket, in its own transaction: what the single endpoints call."""
+    with transaction.atomic():
+        ticket = lock(ctx.actor, [ticket_id], include_deleted=include_deleted).get(ticket_id)
+        if ticket is None:
+            raise errors.NotFound(f"Ticket {ticket_id} not found")
+        result = apply(ticket, ctx, *args, **kwargs)
+        save([result])
+    return result
+
+
+def create(ctx, data):
+    """A new ticket, requested by the actor unless an agent names another requester."""
+    data = dict(data)
+    if not is_agent(ctx.actor):
+        if set(data) - REQUESTER_FIELDS:
+            raise errors.PermissionDenied("Only agents may set status, priority, category or assignee")
+    data.setdefault("requester_id", ctx.actor.pk)
+    return Ticket.objects.create(**data)
