@@ -132,7 +132,8 @@ class BulkOperation(models.Model):
 
 
 class BulkOperationItem(models.Model):
-    operation = models.ForeignKey(BulkOperation, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: (operation, position) is unique, hence indexed, and leads with it.
+    operation = models.ForeignKey(BulkOperation, on_delete=models.CASCADE, related_name="items", db_index=False)
     position = models.PositiveIntegerField()
     target_id = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING)
