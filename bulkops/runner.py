@@ -97,9 +97,10 @@ def apply_chunk(op, definition, ctx, items, *, isolated=False):
         else:
             succeeded.append((item, change))
     if succeeded and not isolated and not op.dry_run:
+        # No savepoint: a failed write aborts the chunk's transaction, and the caller
+        # redoes the chunk with one savepoint per item (WriteFailed).
         try:
-            with transaction.atomic():
-                definition.save([change for _, change in succeeded])
+            definition.save([change for _, change in succeeded])
         except DatabaseError as exc:
             if sqlstate(exc) in TRANSIENT:
                 raise
@@ -119,7 +120,7 @@ def write_one(definition, change):
         if sqlstate(exc) in TRANSIENT:
             raise
         code = errors.VALIDATION_ERROR if sqlstate(exc) and sqlstate(exc)[:2] in {"22", "23"} else errors.INTERNAL_ERROR
-        raise WriteFailed(code, str(exc).strip().splitlines()[0] if str(exc) else "write failed") from exc
+        raise WriteFailed(code, first_line(exc)) from exc
 
 
 def record(op, items, outcomes):
@@ -133,12 +134,20 @@ def record(op, items, outcomes):
     update_rows(BulkOperationItem, items, ITEM_FIELDS)
     succeeded = sum(1 for o in outcomes.values() if o.status == ItemStatus.SUCCEEDED)
     failed = sum(1 for o in outcomes.values() if o.status == ItemStatus.FAILED)
-    BulkOperation.objects.filter(pk=op.pk).update(
-        processed_items=F("processed_items") + succeeded + failed,
-        successful_items=F("successful_items") + succeeded,
-        failed_items=F("failed_items") + failed,
-        heartbeat_at=now,
-    )
+    return advance(op, now, processed=succeeded + failed, successful=succeeded, failed=failed)
+
+
+def advance(op, now, processed=0, successful=0, failed=0, skipped=0):
+    """Add to the counters, beat the heart, and return the status (a cancel shows here)."""
+    table = BulkOperation._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET processed_items = processed_items + %s, successful_items = successful_items + %s, "
+            "failed_items = failed_items + %s, skipped_items = skipped_items + %s, heartbeat_at = %s "
+            "WHERE id = %s RETURNING status",
+            [processed, successful, failed, skipped, now, op.pk],
+        )
+        return cursor.fetchone()[0]
 
 
 def claim(op, lo, hi, limit, positions=None):
@@ -147,7 +156,7 @@ def claim(op, lo, hi, limit, positions=None):
     )
     if positions is not None:
         qs = qs.filter(position__in=positions)
-    items = list(qs.order_by("position")[:limit])
+    items = list(qs.only("pk", "position", "target_id", "payload", "attempts").order_by("position")[:limit])
     definition = registry.get(op.resource_type, op.operation_type)
     for item in items:
         try:
@@ -158,14 +167,16 @@ def claim(op, lo, hi, limit, positions=None):
 
 
 def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, isolated=False):
-    """One transaction: claim up to `limit` pending items, apply, record. Returns the items."""
+    """One transaction: claim up to `limit` pending items, apply, record.
+
+    Returns how many items it took and the operation's status after the chunk."""
     with transaction.atomic():
         set_lock_timeout()
         items = claim(op, lo, hi, limit, positions)
-        if items:
-            outcomes = apply_chunk(op, definition, ctx, items, isolated=isolated)
-            record(op, items, outcomes)
-    return items
+        if not items:
+            return 0, current_status(op)
+        outcomes = apply_chunk(op, definition, ctx, items, isolated=isolated)
+        return len(items), record(op, items, outcomes)
 
 
 def fail_items(op, positions, code, message):
@@ -195,22 +206,23 @@ def pending_positions(op, lo, hi, limit):
 
 def run_chunk(op, definition, ctx, lo, hi):
     """One chunk, with the fallbacks: per-item savepoints after a failed write, one item per
-    transaction after repeated lock timeouts or deadlocks. Returns how many items it took."""
+    transaction after repeated lock timeouts or deadlocks.
+
+    Returns how many items it took and the operation's status after it."""
     try:
-        return len(retrying(process_chunk, op, definition, ctx, lo, hi, limit=op.batch_size))
+        return retrying(process_chunk, op, definition, ctx, lo, hi, limit=op.batch_size)
     except WriteFailed:
         positions = pending_positions(op, lo, hi, op.batch_size)
         for start in range(0, len(positions), ISOLATED_CHUNK):
             group = positions[start : start + ISOLATED_CHUNK]
             retrying(process_chunk, op, definition, ctx, lo, hi, limit=len(group), positions=group, isolated=True)
-        return len(positions)
     except DatabaseError as exc:
         if sqlstate(exc) not in TRANSIENT:
             raise
         positions = pending_positions(op, lo, hi, op.batch_size)
         for position in positions:
             run_single_item(op, definition, ctx, position)
-        return len(positions)
+    return len(positions), current_status(op)
 
 
 def run_single_item(op, definition, ctx, position):
@@ -220,7 +232,11 @@ def run_single_item(op, definition, ctx, position):
         code = TRANSIENT.get(sqlstate(exc))
         if code is None:
             raise
-        fail_items(op, [position], code, f"Gave up after {RETRIES + 1} attempts: {str(exc).strip().splitlines()[0]}")
+        fail_items(op, [position], code, f"Gave up after {RETRIES + 1} attempts: {first_line(exc)}")
+
+
+def first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 # --- slices and operations ---------------------------------------------------------------
@@ -253,12 +269,14 @@ def run_slice(op_id, number):
         run_atomic(op, definition, ctx)
     else:
         lo, hi = slice_bounds(op, number)
-        while current_status(op) == Status.IN_PROGRESS:
+        status = op.status
+        while status == Status.IN_PROGRESS:
             started = time.monotonic()
-            if not run_chunk(op, definition, ctx, lo, hi):
+            taken, status = run_chunk(op, definition, ctx, lo, hi)
+            if not taken:
                 break
             progress.chunk_done(op.pk, time.monotonic() - started)
-        if current_status(op) == Status.CANCELLING:
+        if status == Status.CANCELLING:
             skip_pending(op, lo, hi)
     finalize(op.pk)
 

@@ -25,14 +25,10 @@ def _column(model, name):
 
 
 def _values(field, objs, add):
-    values = []
-    for obj in objs:
-        value = field.pre_save(obj, add)
-        if field.get_internal_type() == "JSONField":
-            values.append(None if value is None else json.dumps(value, cls=field.encoder))
-        else:
-            values.append(field.get_db_prep_save(value, connection))
-    return values
+    # psycopg adapts the Python values of these columns itself; only JSON needs encoding.
+    if field.get_internal_type() == "JSONField":
+        return [None if (v := field.pre_save(obj, add)) is None else json.dumps(v, cls=field.encoder) for obj in objs]
+    return [field.pre_save(obj, add) for obj in objs]
 
 
 def update_rows(model, objs, fields):

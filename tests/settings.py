@@ -9,3 +9,6 @@ os.environ.setdefault("BULKOPS_THROTTLE_RATE", "100000/min")
 os.environ.setdefault("BULKOPS_METRICS_THROTTLE_RATE", "100000/min")
 
 from config.settings import *  # noqa: E402,F403
+
+# Factories create many users: a fast hasher keeps the suite quick (never in production).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
