@@ -1,0 +1,146 @@
+"""Faults with real worker processes, real PostgreSQL and real Redis: every item applied once."""
+
+import random
+import shutil
+import subprocess
+import time
+
+import pytest
+from django.db import connection
+from redis import Redis
+from rq import Queue
+
+from bulkops import jobs, services
+from bulkops.models import BulkOperation, BulkOperationItem
+from tickets.models import Ticket, TicketEvent
+
+from ..factories import AgentFactory
+from ..processes import free_port, kill_group, start_worker, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def make_tickets(requester, count):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tickets_ticket (title, description, status, priority, requester_id, version, is_deleted,"
+            " created_at, updated_at) SELECT 'Ticket ' || g, '', 'open', 'normal', %s, 1, false, now(), now()"
+            " FROM generate_series(1, %s) AS g",
+            [requester.pk, count],
+        )
+    return list(Ticket.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def start(user, ids, operation_type="update_status", data=None, batch_size=50):
+    request = services.Request("tickets", operation_type, ids, data or {"status": "resolved"}, batch_size=batch_size)
+    op, _ = services.start_operation(user, request)
+    return op
+
+
+def progress_of(op):
+    return BulkOperation.objects.values_list("processed_items", flat=True).get(pk=op.pk)
+
+
+def finished(op):
+    op.refresh_from_db()
+    return op.is_finished and op
+
+
+def assert_every_item_applied_once(op, tickets_changed):
+    op.refresh_from_db()
+    assert op.status == "completed", (op.status, op.error)
+    assert BulkOperationItem.objects.filter(operation=op).exclude(status="succeeded").count() == 0
+    assert (op.processed_items, op.successful_items, op.failed_items) == (op.total_items, op.total_items, 0)
+    versions = Ticket.objects.filter(pk__in=tickets_changed).values_list("version", flat=True).order_by().distinct()
+    assert list(versions) == [2], "some ticket was changed twice or not at all"
+    assert TicketEvent.objects.filter(bulk_operation=op).count() == len(tickets_changed)
+
+
+def test_a_worker_killed_mid_operation_is_replaced_and_every_item_is_applied_exactly_once(tmp_path):
+    agent = AgentFactory()
+    ids = make_tickets(agent, 20_000)
+    op = start(agent, ids)
+    assert op.slices == 4
+    first = start_worker(log_path=tmp_path / "first.log", BULKOPS_STALE_AFTER=2)
+    try:
+        wait_for(lambda: progress_of(op) >= 2_000, timeout=120, message="the first chunks")
+    finally:
+        kill_group(first)  # SIGKILL to the worker and its work-horse, mid-chunk
+    op.refresh_from_db()
+    assert op.status == "in_progress" and op.processed_items < op.total_items
+    wait_for(lambda: BulkOperation.objects.filter(pk=op.pk, heartbeat_at__lt=time_ago(2)).exists(), timeout=10)
+    second = start_worker(log_path=tmp_path / "second.log", BULKOPS_STALE_AFTER=2)
+    try:
+        wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
+    finally:
+        kill_group(second)
+    assert_every_item_applied_once(op, ids)
+
+
+def test_two_operations_over_overlapping_shuffled_records_both_finish_without_lock_errors(tmp_path):
+    agent = AgentFactory()
+    ids = make_tickets(agent, 3_000)
+    first_ids, second_ids = ids[:2_000], ids[1_000:]
+    random.Random(1).shuffle(first_ids)
+    random.Random(2).shuffle(second_ids)
+    first = start(agent, first_ids, "set_priority", {"priority": "high"}, batch_size=100)
+    second = start(agent, second_ids, "update_status", {"status": "pending"}, batch_size=100)
+    workers = [start_worker(log_path=tmp_path / f"w{n}.log") for n in range(2)]
+    try:
+        for op in (first, second):
+            wait_for(lambda op=op: finished(op), timeout=180, message=f"operation {op.pk}")
+    finally:
+        for worker in workers:
+            kill_group(worker)
+    for op in (first, second):
+        assert op.status == "completed", list(op.items.exclude(status="succeeded").values_list("error_code")[:5])
+    overlap = set(first_ids) & set(second_ids)
+    assert Ticket.objects.filter(pk__in=overlap, priority="high", status="pending", version=3).count() == len(overlap)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+def test_the_operation_finishes_when_redis_restarts_mid_operation(tmp_path):
+    port = free_port()
+    redis_url = f"redis://127.0.0.1:{port}/0"
+
+    def start_redis():
+        process = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: ping(redis_url), timeout=10, message="redis")
+        return process
+
+    redis_server = start_redis()
+    agent = AgentFactory()
+    ids = make_tickets(agent, 12_000)
+    op = start(agent, ids)  # also enqueued on the tests' Redis: that copy is never run
+    queue = Queue(jobs.QUEUE, connection=Redis.from_url(redis_url))
+    for number in range(op.slices):
+        queue.enqueue(jobs.run_slice, str(op.pk), number)
+    worker = start_worker(log_path=tmp_path / "worker.log", REDIS_URL=redis_url, BULKOPS_STALE_AFTER=2)
+    try:
+        wait_for(lambda: progress_of(op) >= 1_000, timeout=120, message="the first chunks")
+        redis_server.kill()  # everything queued is lost: this Redis keeps nothing on disk
+        redis_server.wait()
+        time.sleep(1)
+        redis_server = start_redis()
+        wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
+    finally:
+        kill_group(worker)
+        redis_server.kill()
+        redis_server.wait()
+    assert_every_item_applied_once(op, ids)
+
+
+def ping(url):
+    try:
+        return Redis.from_url(url, socket_connect_timeout=0.2).ping()
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def time_ago(seconds):
+    from django.utils import timezone
+
+    return timezone.now() - timezone.timedelta(seconds=seconds)
