@@ -61,7 +61,7 @@ def completed_payload(op):
     }
 
 
-def chunk_done(op_id, seconds):
+def chunk_done(op_id, seconds, last_position=None):
     """After a chunk commits: publish progress unless one went out less than the interval ago."""
     telemetry.observe_chunk(seconds)
     now = time.monotonic()
@@ -70,8 +70,7 @@ def chunk_done(op_id, seconds):
     _last_sent[op_id] = now
     op = BulkOperation.objects.get(pk=op_id)
     last = (
-        BulkOperationItem.objects.filter(operation_id=op_id, processed_at__isnull=False)
-        .order_by("-processed_at", "-position")
+        BulkOperationItem.objects.filter(operation_id=op_id, position=last_position)
         .values_list("target_id", flat=True)
         .first()
     )

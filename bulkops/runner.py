@@ -169,14 +169,14 @@ def claim(op, lo, hi, limit, positions=None):
 def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, isolated=False):
     """One transaction: claim up to `limit` pending items, apply, record.
 
-    Returns how many items it took and the operation's status after the chunk."""
+    Returns the items it took and the operation's status after the chunk."""
     with transaction.atomic():
         set_lock_timeout()
         items = claim(op, lo, hi, limit, positions)
         if not items:
-            return 0, current_status(op)
+            return items, current_status(op)
         outcomes = apply_chunk(op, definition, ctx, items, isolated=isolated)
-        return len(items), record(op, items, outcomes)
+        return items, record(op, items, outcomes)
 
 
 def fail_items(op, positions, code, message):
@@ -208,9 +208,10 @@ def run_chunk(op, definition, ctx, lo, hi):
     """One chunk, with the fallbacks: per-item savepoints after a failed write, one item per
     transaction after repeated lock timeouts or deadlocks.
 
-    Returns how many items it took and the operation's status after it."""
+    Returns the positions it took and the operation's status after it."""
     try:
-        return retrying(process_chunk, op, definition, ctx, lo, hi, limit=op.batch_size)
+        items, status = retrying(process_chunk, op, definition, ctx, lo, hi, limit=op.batch_size)
+        return [item.position for item in items], status
     except WriteFailed:
         positions = pending_positions(op, lo, hi, op.batch_size)
         for start in range(0, len(positions), ISOLATED_CHUNK):
@@ -222,7 +223,7 @@ def run_chunk(op, definition, ctx, lo, hi):
         positions = pending_positions(op, lo, hi, op.batch_size)
         for position in positions:
             run_single_item(op, definition, ctx, position)
-    return len(positions), current_status(op)
+    return positions, current_status(op)
 
 
 def run_single_item(op, definition, ctx, position):
@@ -272,10 +273,14 @@ def run_slice(op_id, number):
         status = op.status
         while status == Status.IN_PROGRESS:
             started = time.monotonic()
-            taken, status = run_chunk(op, definition, ctx, lo, hi)
-            if not taken:
+            positions, status = run_chunk(op, definition, ctx, lo, hi)
+            if not positions:
                 break
-            progress.chunk_done(op.pk, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            log.debug(
+                "chunk processed", extra={"operation_id": str(op.pk), "items": len(positions), "seconds": seconds}
+            )
+            progress.chunk_done(op.pk, seconds, last_position=positions[-1])
         if status == Status.CANCELLING:
             skip_pending(op, lo, hi)
     finalize(op.pk)
