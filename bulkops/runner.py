@@ -49,10 +49,18 @@ class Outcome:
 class WriteFailed(Exception):
     """A chunk's set-based write failed: redo the chunk one savepoint per item."""
 
+    def __init__(self, *args, items=()):
+        super().__init__(*args)
+        self.items = items
+
 
 class AtomicFailure(Exception):
     def __init__(self, outcomes):
         self.outcomes = outcomes
+
+
+class AtomicCancelled(Exception):
+    """A cancel arrived while an atomic operation ran: roll it all back."""
 
 
 def sqlstate(exc):
@@ -104,7 +112,7 @@ def apply_chunk(op, definition, ctx, items, *, isolated=False):
         except DatabaseError as exc:
             if sqlstate(exc) in TRANSIENT:
                 raise
-            raise WriteFailed from exc
+            raise WriteFailed(items=items) from exc
     for item, change in succeeded:  # after the write: some results only exist then (a comment's id)
         before, result = definition.describe(change)
         outcomes[item.pk] = Outcome(ItemStatus.SUCCEEDED, before=before, result=result)
@@ -123,7 +131,7 @@ def write_one(definition, change):
         raise WriteFailed(code, first_line(exc)) from exc
 
 
-def record(op, items, outcomes):
+def record(op, items, outcomes, *, count=True):
     """Store the outcomes on the items and advance the counters (once per chunk)."""
     now = timezone.now()
     for item in items:
@@ -132,6 +140,8 @@ def record(op, items, outcomes):
         item.before, item.result, item.processed_at = outcome.before, outcome.result, now
         item.attempts += 1
     update_rows(BulkOperationItem, items, ITEM_FIELDS)
+    if not count:
+        return None
     succeeded = sum(1 for o in outcomes.values() if o.status == ItemStatus.SUCCEEDED)
     failed = sum(1 for o in outcomes.values() if o.status == ItemStatus.FAILED)
     return advance(op, now, processed=succeeded + failed, successful=succeeded, failed=failed)
@@ -306,29 +316,41 @@ def run_atomic(op, definition, ctx):
         retrying(apply_all, op, definition, ctx)
     except AtomicFailure as failure:
         mark_rolled_back(op, failure.outcomes)
+    except AtomicCancelled:
+        skip_pending(op, 0, op.total_items)
     except WriteFailed as exc:
-        # A write failed in the single set-based statement: find which item, one savepoint each.
-        try:
-            retrying(apply_all, op, definition, ctx, isolated=True)
-        except AtomicFailure as failure:
-            mark_rolled_back(op, failure.outcomes)
-        except WriteFailed:
-            raise exc from None
+        mark_rolled_back(op, find_failing_write(op, definition, ctx, exc.items, exc.__cause__))
 
 
-def apply_all(op, definition, ctx, *, isolated=False):
+def apply_all(op, definition, ctx):
+    """Every chunk in one transaction. The operation row is not touched until the end, so
+    that a cancel request never waits for this transaction; it is checked between chunks."""
     with transaction.atomic():
         set_lock_timeout()
-        while True:
-            items = claim(op, 0, op.total_items, op.batch_size if not isolated else ISOLATED_CHUNK)
-            if not items:
-                return
-            outcomes = apply_chunk(op, definition, ctx, items, isolated=isolated)
-            if any(o.status == ItemStatus.FAILED for o in outcomes.values()):
-                raise AtomicFailure(
-                    {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
-                )
-            record(op, items, outcomes)
+        while items := claim(op, 0, op.total_items, op.batch_size):
+            outcomes = apply_chunk(op, definition, ctx, items)
+            failures = {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
+            if failures:
+                raise AtomicFailure(failures)
+            record(op, items, outcomes, count=False)
+            if current_status(op) == Status.CANCELLING:
+                raise AtomicCancelled()
+
+
+def find_failing_write(op, definition, ctx, items, cause):
+    """Which item's write failed? Replay the failing chunk one savepoint per item, in
+    throwaway transactions of at most ISOLATED_CHUNK savepoints."""
+    for start in range(0, len(items), ISOLATED_CHUNK):
+        group = items[start : start + ISOLATED_CHUNK]
+        with transaction.atomic():
+            set_lock_timeout()
+            outcomes = apply_chunk(op, definition, ctx, group, isolated=True)
+            transaction.set_rollback(True)
+        failures = {i.position: outcomes[i.pk] for i in group if outcomes[i.pk].status == ItemStatus.FAILED}
+        if failures:
+            return failures
+    # It only fails together with the rest of the operation: blame the chunk's first item.
+    return {items[0].position: Outcome.failed(errors.INTERNAL_ERROR, first_line(cause))}
 
 
 def mark_rolled_back(op, failures):

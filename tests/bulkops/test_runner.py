@@ -1,6 +1,7 @@
 """The chunk loop, run in this process against real PostgreSQL (and Redis for events)."""
 
 import threading
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection, connections
@@ -95,27 +96,34 @@ def test_each_item_stores_the_values_revert_needs_and_its_audit_rows_carry_the_r
     )
 
 
+@contextmanager
+def frozen(ticket):
+    """A BEFORE UPDATE trigger that refuses any write to `ticket`, as a database rule might."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            CREATE FUNCTION refuse_frozen() RETURNS trigger AS $$
+            BEGIN
+              IF NEW.id = {ticket.pk} THEN RAISE EXCEPTION 'this ticket is frozen'; END IF;
+              RETURN NEW;
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER refuse_frozen BEFORE UPDATE ON tickets_ticket
+              FOR EACH ROW EXECUTE FUNCTION refuse_frozen();
+            """
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse_frozen ON tickets_ticket; DROP FUNCTION refuse_frozen()")
+
+
 def test_a_chunk_whose_set_based_write_fails_is_redone_one_savepoint_per_item():
     agent = AgentFactory()
     tickets = TicketFactory.create_batch(6)
     poisoned = tickets[3]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            CREATE FUNCTION refuse_poisoned() RETURNS trigger AS $$
-            BEGIN
-              IF NEW.id = {poisoned.pk} THEN RAISE EXCEPTION 'this ticket is frozen'; END IF;
-              RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER refuse_poisoned BEFORE UPDATE ON tickets_ticket
-              FOR EACH ROW EXECUTE FUNCTION refuse_poisoned();
-            """
-        )
-    try:
+    with frozen(poisoned):
         op = run(start(agent, [t.pk for t in tickets], batch_size=6))
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER refuse_poisoned ON tickets_ticket; DROP FUNCTION refuse_poisoned()")
     assert op.status == "partial"
     failed = op.items.get(status="failed")
     assert (failed.target_id, failed.error_code) == (str(poisoned.pk), "INTERNAL_ERROR")
@@ -125,6 +133,48 @@ def test_a_chunk_whose_set_based_write_fails_is_redone_one_savepoint_per_item():
     assert set(statuses.values()) == {"resolved"}
     assert TicketEvent.objects.filter(bulk_operation=op).count() == 5
     assert_counters_match_items(op)
+
+
+def test_an_atomic_operation_whose_write_fails_names_the_item_and_changes_nothing():
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(5)
+    with frozen(tickets[3]):
+        op = run(start(agent, [t.pk for t in tickets], mode="atomic", batch_size=2))
+    assert op.status == "failed"
+    assert [row[2] for row in items(op)] == ["ROLLED_BACK"] * 3 + ["INTERNAL_ERROR", "ROLLED_BACK"]
+    assert set(Ticket.objects.values_list("status", "version")) == {("open", 1)}
+
+
+def test_cancelling_an_atomic_operation_rolls_back_what_it_had_done():
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(4)
+    op = start(agent, [t.pk for t in tickets], mode="atomic", batch_size=2)
+    definition = runner.registry.get("tickets", "update_status")
+    original = definition.apply
+
+    def cancel_elsewhere():
+        try:
+            services.cancel_operation(agent, op.pk)
+        finally:
+            connections.close_all()
+
+    def apply_then_cancel(record, ctx, data):
+        # The API cancels from another connection while the atomic transaction is open;
+        # it must not wait for that transaction.
+        canceller = threading.Thread(target=cancel_elsewhere)
+        canceller.start()
+        canceller.join(timeout=5)
+        assert not canceller.is_alive(), "cancel waited for the atomic transaction"
+        return original(record, ctx, data)
+
+    definition.apply = apply_then_cancel
+    try:
+        op = run(op)
+    finally:
+        del definition.apply
+    assert op.status == "cancelled"
+    assert set(op.items.values_list("status", flat=True)) == {"skipped"}
+    assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
 
 
 def test_atomic_mode_rolls_everything_back_and_marks_the_others_rolled_back():
