@@ -7,6 +7,7 @@ import django_rq
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from rq.job import JobStatus
 
 from . import runner
 from .models import BulkOperation, Status
@@ -14,6 +15,7 @@ from .models import BulkOperation, Status
 log = logging.getLogger("bulkops")
 QUEUE = "bulkops"
 MAINTENANCE_JOB_ID = "bulkops-maintenance"
+WAITING_OR_RUNNING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
 def queue():
@@ -28,7 +30,11 @@ def enqueue_slices(op_id, slices, *, suffix=""):
     """One job per slice, with a fixed id so that a duplicate enqueue replaces, not repeats."""
     q = queue()
     for number in range(slices):
-        q.enqueue(run_slice, str(op_id), number, job_id=f"bulkop-{op_id}-{number}{suffix}", failure_ttl=86400)
+        job_id = f"bulkop-{op_id}-{number}{suffix}"
+        existing = q.fetch_job(job_id)
+        if existing is not None and existing.get_status(refresh=False) in WAITING_OR_RUNNING:
+            continue
+        q.enqueue(run_slice, str(op_id), number, job_id=job_id, failure_ttl=86400)
 
 
 def recover_stale():
