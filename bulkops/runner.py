@@ -71,10 +71,20 @@ def context_for(op):
     return Context(actor=op.user, operation_id=op.pk, reason=str(op.metadata.get("description", "")))
 
 
-def set_lock_timeout():
+def configure_transaction():
+    """Bound every lock wait, and commit chunks without waiting for the WAL flush.
+
+    Without the flush wait a chunk commits in ~0.1 ms instead of ~2.5 ms here. A database
+    crash can then lose the last few chunk commits, but each whole, change and item
+    outcome together: those items are pending again and are redone, never applied twice.
+    `finalize` commits synchronously, which flushes everything before it, so an operation
+    reported finished is durable."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.BULKOPS_LOCK_TIMEOUT_MS}ms"])
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true)",
+                [f"{settings.BULKOPS_LOCK_TIMEOUT_MS}ms"],
+            )
 
 
 def slice_bounds(op, number):
@@ -181,7 +191,7 @@ def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, isolate
 
     Returns the items it took and the operation's status after the chunk."""
     with transaction.atomic():
-        set_lock_timeout()
+        configure_transaction()
         items = claim(op, lo, hi, limit, positions)
         if not items:
             return items, current_status(op)
@@ -326,7 +336,7 @@ def apply_all(op, definition, ctx):
     """Every chunk in one transaction. The operation row is not touched until the end, so
     that a cancel request never waits for this transaction; it is checked between chunks."""
     with transaction.atomic():
-        set_lock_timeout()
+        configure_transaction()
         while items := claim(op, 0, op.total_items, op.batch_size):
             outcomes = apply_chunk(op, definition, ctx, items)
             failures = {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
@@ -343,7 +353,7 @@ def find_failing_write(op, definition, ctx, items, cause):
     for start in range(0, len(items), ISOLATED_CHUNK):
         group = items[start : start + ISOLATED_CHUNK]
         with transaction.atomic():
-            set_lock_timeout()
+            configure_transaction()
             outcomes = apply_chunk(op, definition, ctx, group, isolated=True)
             transaction.set_rollback(True)
         failures = {i.position: outcomes[i.pk] for i in group if outcomes[i.pk].status == ItemStatus.FAILED}
