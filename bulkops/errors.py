@@ -86,3 +86,23 @@ class TooManyActive(ItemError):
 class IdempotencyKeyReused(ItemError):
     code = IDEMPOTENCY_KEY_REUSED
     default_message = "This Idempotency-Key was used with a different request body"
+
+
+# --- errors the database raises -----------------------------------------------------------
+
+# PostgreSQL says these are worth retrying; after the last try an item fails with the code.
+TRANSIENT = {"40001": CONFLICT, "40P01": CONFLICT, "55P03": LOCK_TIMEOUT}
+
+
+def sqlstate(exc):
+    return getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
+
+
+def first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def from_database(exc):
+    """The item error for a write the database refused (a constraint, a trigger)."""
+    code = VALIDATION_ERROR if (sqlstate(exc) or "")[:2] in {"22", "23"} else INTERNAL_ERROR
+    return ItemError(first_line(exc), code=code)

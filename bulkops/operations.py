@@ -41,6 +41,7 @@ class Operation:
     id_field = serializers.IntegerField  # how a target id is parsed and validated
     filterset_class = None  # the list endpoint's filterset, for `filter` selections
     include_deleted = False  # whether soft-deleted records are targets (restore)
+    internal = False  # started only by its own endpoint (revert, collection PATCH, batch)
 
     def visible(self, user):
         """The queryset a `filter` selection is resolved against."""

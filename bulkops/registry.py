@@ -19,8 +19,9 @@ def get(resource, name):
 
 
 def names(resource):
-    return sorted(name for res, name in _operations if res == resource)
+    """The operations a create request may name (internal ones are started by their endpoints)."""
+    return sorted(name for (res, name), op in _operations.items() if res == resource and not op.internal)
 
 
 def resources():
-    return sorted({res for res, _ in _operations})
+    return sorted({res for (res, _), op in _operations.items() if not op.internal})

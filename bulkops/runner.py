@@ -25,8 +25,6 @@ from .sql import update_rows
 
 log = logging.getLogger("bulkops")
 
-# PostgreSQL says these are worth retrying; the item fails with the code after the last try.
-TRANSIENT = {"40001": errors.CONFLICT, "40P01": errors.CONFLICT, "55P03": errors.LOCK_TIMEOUT}
 RETRIES = 3
 # Fewer savepoints than PostgreSQL caches per backend (64), with room to spare.
 ISOLATED_CHUNK = 50
@@ -47,11 +45,15 @@ class Outcome:
 
 
 class WriteFailed(Exception):
-    """A chunk's set-based write failed: redo the chunk one savepoint per item."""
+    """A chunk's set-based write failed: redo the chunk one savepoint (or row) per item."""
 
-    def __init__(self, *args, items=()):
-        super().__init__(*args)
-        self.items = items
+
+class WriteRefused(Exception):
+    """The database refused one item's write."""
+
+    def __init__(self, error):
+        super().__init__(error.message)
+        self.error = error
 
 
 class AtomicFailure(Exception):
@@ -61,10 +63,6 @@ class AtomicFailure(Exception):
 
 class AtomicCancelled(Exception):
     """A cancel arrived while an atomic operation ran: roll it all back."""
-
-
-def sqlstate(exc):
-    return getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
 
 
 def context_for(op):
@@ -95,8 +93,15 @@ def slice_bounds(op, number):
 # --- applying one chunk ----------------------------------------------------------------
 
 
-def apply_chunk(op, definition, ctx, items, *, isolated=False):
-    """Outcomes for `items` (inside the caller's transaction); writes the changes unless dry run."""
+CHUNK, SAVEPOINT, ROW = "chunk", "savepoint", "row"  # how apply_chunk writes
+
+
+def apply_chunk(op, definition, ctx, items, *, write=CHUNK):
+    """Outcomes for `items` (inside the caller's transaction); writes the changes unless dry run.
+
+    CHUNK writes all changes in a few set-based statements; SAVEPOINT writes each in a
+    savepoint of its own (a refused write fails that item only); ROW writes each with no
+    savepoint, for atomic operations, where the first refused write ends everything."""
     records = definition.lock(op.user, [item.key for item in items if item.key is not None])
     outcomes, succeeded = {}, []
     for item in items:
@@ -106,39 +111,43 @@ def apply_chunk(op, definition, ctx, items, *, isolated=False):
             continue
         try:
             change = definition.apply(record, ctx, item.payload if item.payload is not None else op.operation_data)
-            if isolated and not op.dry_run:
-                write_one(definition, change)
+            if write != CHUNK and not op.dry_run:
+                write_one(definition, change, savepoint=write == SAVEPOINT)
         except errors.ItemError as exc:
             outcomes[item.pk] = Outcome.failed(exc.code, exc.message)
-        except WriteFailed as exc:
-            outcomes[item.pk] = Outcome.failed(*exc.args)
+        except WriteRefused as exc:
+            outcomes[item.pk] = Outcome.failed(exc.error.code, exc.error.message)
+            if write == ROW:  # the transaction is aborted: nothing more can run in it
+                raise AtomicFailure({item.position: outcomes[item.pk]}) from exc
         else:
             succeeded.append((item, change))
-    if succeeded and not isolated and not op.dry_run:
+    if succeeded and write == CHUNK and not op.dry_run:
         # No savepoint: a failed write aborts the chunk's transaction, and the caller
-        # redoes the chunk with one savepoint per item (WriteFailed).
+        # redoes the chunk one savepoint (or one row) per item (WriteFailed).
         try:
             definition.save([change for _, change in succeeded])
         except DatabaseError as exc:
-            if sqlstate(exc) in TRANSIENT:
+            if errors.sqlstate(exc) in errors.TRANSIENT:
                 raise
-            raise WriteFailed(items=items) from exc
+            raise WriteFailed from exc
     for item, change in succeeded:  # after the write: some results only exist then (a comment's id)
         before, result = definition.describe(change)
         outcomes[item.pk] = Outcome(ItemStatus.SUCCEEDED, before=before, result=result)
     return outcomes
 
 
-def write_one(definition, change):
-    """Write one change in its own savepoint; a failure refuses only this item."""
+def write_one(definition, change, *, savepoint):
+    """Write one change; the database refusing it becomes this item's error."""
     try:
-        with transaction.atomic():
+        if savepoint:
+            with transaction.atomic():
+                definition.save([change])
+        else:
             definition.save([change])
     except DatabaseError as exc:
-        if sqlstate(exc) in TRANSIENT:
+        if errors.sqlstate(exc) in errors.TRANSIENT:
             raise
-        code = errors.VALIDATION_ERROR if sqlstate(exc) and sqlstate(exc)[:2] in {"22", "23"} else errors.INTERNAL_ERROR
-        raise WriteFailed(code, first_line(exc)) from exc
+        raise WriteRefused(errors.from_database(exc)) from exc
 
 
 def record(op, items, outcomes, *, count=True):
@@ -186,7 +195,7 @@ def claim(op, lo, hi, limit, positions=None):
     return items
 
 
-def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, isolated=False):
+def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, write=CHUNK):
     """One transaction: claim up to `limit` pending items, apply, record.
 
     Returns the items it took and the operation's status after the chunk."""
@@ -195,7 +204,7 @@ def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, isolate
         items = claim(op, lo, hi, limit, positions)
         if not items:
             return items, current_status(op)
-        outcomes = apply_chunk(op, definition, ctx, items, isolated=isolated)
+        outcomes = apply_chunk(op, definition, ctx, items, write=write)
         return items, record(op, items, outcomes)
 
 
@@ -211,7 +220,7 @@ def retrying(func, *args, **kwargs):
         try:
             return func(*args, **kwargs)
         except DatabaseError as exc:
-            if sqlstate(exc) not in TRANSIENT or attempt == RETRIES:
+            if errors.sqlstate(exc) not in errors.TRANSIENT or attempt == RETRIES:
                 raise
             time.sleep(0.05 * 2**attempt + random.random() * 0.05)
     return None
@@ -236,9 +245,9 @@ def run_chunk(op, definition, ctx, lo, hi):
         positions = pending_positions(op, lo, hi, op.batch_size)
         for start in range(0, len(positions), ISOLATED_CHUNK):
             group = positions[start : start + ISOLATED_CHUNK]
-            retrying(process_chunk, op, definition, ctx, lo, hi, limit=len(group), positions=group, isolated=True)
+            retrying(process_chunk, op, definition, ctx, lo, hi, limit=len(group), positions=group, write=SAVEPOINT)
     except DatabaseError as exc:
-        if sqlstate(exc) not in TRANSIENT:
+        if errors.sqlstate(exc) not in errors.TRANSIENT:
             raise
         positions = pending_positions(op, lo, hi, op.batch_size)
         for position in positions:
@@ -250,14 +259,10 @@ def run_single_item(op, definition, ctx, position):
     try:
         retrying(process_chunk, op, definition, ctx, position, position + 1, limit=1)
     except DatabaseError as exc:
-        code = TRANSIENT.get(sqlstate(exc))
+        code = errors.TRANSIENT.get(errors.sqlstate(exc))
         if code is None:
             raise
-        fail_items(op, [position], code, f"Gave up after {RETRIES + 1} attempts: {first_line(exc)}")
-
-
-def first_line(exc):
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        fail_items(op, [position], code, f"Gave up after {RETRIES + 1} attempts: {errors.first_line(exc)}")
 
 
 # --- slices and operations ---------------------------------------------------------------
@@ -323,44 +328,31 @@ def skip_pending(op, lo, hi):
 def run_atomic(op, definition, ctx):
     """The whole operation in one transaction; the first failure rolls everything back."""
     try:
-        retrying(apply_all, op, definition, ctx)
+        try:
+            retrying(apply_all, op, definition, ctx)
+        except WriteFailed:
+            # A set-based write was refused (a constraint, or a trigger that touches sibling
+            # rows): do it again one row per statement, which names the item that fails.
+            retrying(apply_all, op, definition, ctx, write=ROW)
     except AtomicFailure as failure:
         mark_rolled_back(op, failure.outcomes)
     except AtomicCancelled:
         skip_pending(op, 0, op.total_items)
-    except WriteFailed as exc:
-        mark_rolled_back(op, find_failing_write(op, definition, ctx, exc.items, exc.__cause__))
 
 
-def apply_all(op, definition, ctx):
+def apply_all(op, definition, ctx, *, write=CHUNK):
     """Every chunk in one transaction. The operation row is not touched until the end, so
     that a cancel request never waits for this transaction; it is checked between chunks."""
     with transaction.atomic():
         configure_transaction()
         while items := claim(op, 0, op.total_items, op.batch_size):
-            outcomes = apply_chunk(op, definition, ctx, items)
+            outcomes = apply_chunk(op, definition, ctx, items, write=write)
             failures = {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
             if failures:
                 raise AtomicFailure(failures)
             record(op, items, outcomes, count=False)
             if current_status(op) == Status.CANCELLING:
                 raise AtomicCancelled()
-
-
-def find_failing_write(op, definition, ctx, items, cause):
-    """Which item's write failed? Replay the failing chunk one savepoint per item, in
-    throwaway transactions of at most ISOLATED_CHUNK savepoints."""
-    for start in range(0, len(items), ISOLATED_CHUNK):
-        group = items[start : start + ISOLATED_CHUNK]
-        with transaction.atomic():
-            configure_transaction()
-            outcomes = apply_chunk(op, definition, ctx, group, isolated=True)
-            transaction.set_rollback(True)
-        failures = {i.position: outcomes[i.pk] for i in group if outcomes[i.pk].status == ItemStatus.FAILED}
-        if failures:
-            return failures
-    # It only fails together with the rest of the operation: blame the chunk's first item.
-    return {items[0].position: Outcome.failed(errors.INTERNAL_ERROR, first_line(cause))}
 
 
 def mark_rolled_back(op, failures):

@@ -1,7 +1,7 @@
-from rest_framework.routers import SimpleRouter
+from bulkops.api.collection import CollectionRouter
 
-from .views import MetricViewSet
+from .collection import MetricCollectionViewSet
 
-router = SimpleRouter()
-router.register("metrics", MetricViewSet, basename="metric")
+router = CollectionRouter()  # PUT /api/v1/metrics/ sets the verification of many (collection.py)
+router.register("metrics", MetricCollectionViewSet, basename="metric")
 urlpatterns = router.urls

@@ -1,8 +1,9 @@
-from rest_framework.routers import SimpleRouter
+from bulkops.api.collection import CollectionRouter
 
-from .views import CategoryViewSet, TicketViewSet
+from .collection import TicketCollectionViewSet
+from .views import CategoryViewSet
 
-router = SimpleRouter()
-router.register("tickets", TicketViewSet, basename="ticket")
+router = CollectionRouter()  # PATCH /api/v1/tickets/ changes many (collection.py)
+router.register("tickets", TicketCollectionViewSet, basename="ticket")
 router.register("categories", CategoryViewSet, basename="category")
 urlpatterns = router.urls

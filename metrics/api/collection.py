@@ -1,0 +1,130 @@
+"""PUT /api/v1/metrics/: set the verification of many metrics (SPEC §5.3, seed 000).
+
+The updates become a synchronous bulk operation of `set_verification_each`
+(metrics/operations.py) in partial mode, processed in chunks of `batch_size`: recorded in
+the history, each metric changed exactly as PATCH /api/v1/metrics/{id}/ would.
+
+What makes the request unusable is refused as a whole — 400 naming the index, nothing
+stored: not an object with `updates`, too many updates, a batch_size out of 1–1,000, an
+update that is not an object, has no valid `id`, names a metric twice, or has keys besides
+`id` and `verification`. A bad verification value fails that update only
+(VALIDATION_ERROR), as do a metric the user cannot see or that does not exist
+(NOT_FOUND) and one they may only view (PERMISSION_DENIED); the others go on.
+"""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from bulkops import services as bulk
+from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
+from bulkops.api.serializers import ErrorBodySerializer
+from bulkops.models import Execution, ItemStatus, Mode
+from bulkops.operations import StrictSerializer
+
+from ..models import Metric, Verification
+from .serializers import MetricSerializer
+from .views import MetricViewSet
+
+
+@extend_schema_field(serializers.ChoiceField(choices=Verification.choices))
+class UncheckedVerification(serializers.Field):
+    """Taken as given: the value is the item's data, checked when the item is applied, so
+    that a bad one fails its update only."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class VerificationUpdateSerializer(StrictSerializer):
+    id = serializers.UUIDField()
+    verification = UncheckedVerification(help_text="A bad value fails this update only (VALIDATION_ERROR)")
+
+    class Meta:
+        list_serializer_class = UniqueIdsListSerializer
+
+
+class VerificationUpdatesSerializer(StrictSerializer):
+    updates = VerificationUpdateSerializer(many=True, max_length=settings.BULKOPS_MAX_SYNC_ITEMS)
+    batch_size = serializers.IntegerField(
+        min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, default=settings.BULKOPS_DEFAULT_BATCH_SIZE
+    )
+
+
+class FailedUpdateSerializer(serializers.Serializer):
+    metric_id = serializers.CharField()
+    error = serializers.CharField()
+    error_code = serializers.CharField(help_text="NOT_FOUND, PERMISSION_DENIED, VALIDATION_ERROR, CONFLICT, …")
+
+
+class VerificationReportSerializer(serializers.Serializer):
+    updated_metrics = MetricSerializer(many=True)
+    failed_updates = FailedUpdateSerializer(many=True)
+    total_processed = serializers.IntegerField()
+    success_count = serializers.IntegerField()
+    failure_count = serializers.IntegerField()
+    operation_id = serializers.UUIDField()
+
+
+def set_verifications(user, updates, batch_size):
+    """Run the updates as one synchronous, partial bulk operation; returns the operation."""
+    request = bulk.Request(
+        resource_type="metrics",
+        operation_type="set_verification_each",
+        ids=[update["id"] for update in updates],
+        payloads=[{"verification": update["verification"]} for update in updates],
+        mode=Mode.PARTIAL,
+        execution=Execution.SYNC,
+        batch_size=batch_size,
+    )
+    op, _ = bulk.start_operation(user, request)
+    return op
+
+
+def report(op):
+    """The metrics as they are now, and the failures, both in request order."""
+    items = list(op.items.order_by("position").only("target_id", "status", "error_code", "error_message"))
+    succeeded = [item.target_id for item in items if item.status == ItemStatus.SUCCEEDED]
+    metrics = {str(pk): metric for pk, metric in Metric.objects.visible_to(op.user).in_bulk(succeeded).items()}
+    failed = [item for item in items if item.status == ItemStatus.FAILED]
+    return {
+        "updated_metrics": [metrics[pk] for pk in succeeded],
+        "failed_updates": [
+            {"metric_id": i.target_id, "error": i.error_message, "error_code": i.error_code} for i in failed
+        ],
+        "total_processed": op.processed_items,
+        "success_count": op.successful_items,
+        "failure_count": op.failed_items,
+        "operation_id": op.pk,
+    }
+
+
+class MetricCollectionViewSet(CollectionThrottleMixin, MetricViewSet):
+    """The metric endpoints, and PUT on the collection."""
+
+    throttle_scope = "metrics_bulk"
+
+    @extend_schema(
+        operation_id="metrics_bulk_update",
+        request=VerificationUpdatesSerializer,
+        responses={
+            200: VerificationReportSerializer,
+            400: ErrorBodySerializer,
+            429: OpenApiResponse(
+                ErrorBodySerializer, description="throttled (per user), or too many active operations"
+            ),
+        },
+    )
+    def bulk_update(self, request):
+        """Set the verification of up to 1,000 metrics; each update succeeds or fails on its own."""
+        body = VerificationUpdatesSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        op = set_verifications(request.user, body.validated_data["updates"], body.validated_data["batch_size"])
+        return Response(VerificationReportSerializer(report(op)).data)

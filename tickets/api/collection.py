@@ -1,0 +1,121 @@
+"""PATCH /api/v1/tickets/: change many tickets, all or nothing (SPEC §5.2, seed 004).
+
+The array becomes a synchronous, atomic bulk operation of `patch` (tickets/operations.py),
+one item per element carrying the element's fields: recorded in the history, and run by
+the engine in one transaction with the rows locked in id order, one UPDATE per row so that
+triggers on the table work (seed 004).
+
+Every element is validated first — 400 naming the index, nothing stored — since one
+invalid element would fail them all anyway. The items are applied as one chunk, so a 422
+names every item that fails its own checks (NOT_FOUND, PERMISSION_DENIED, CONFLICT,
+INVALID_TRANSITION). When the database refuses the write instead (a trigger, a
+constraint), the engine replays the writes one savepoint per item to find which, and names
+the failing ones of the first group of 50 that has any. Every other item is ROLLED_BACK:
+`errors` has one entry per element, in request order, and `fail_count` is their number.
+"""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from bulkops import services as bulk
+from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
+from bulkops.api.serializers import ErrorBodySerializer
+from bulkops.models import Execution, Mode, Status
+
+from ..models import Ticket
+from .serializers import TicketPatchSerializer, TicketSerializer
+from .views import TicketViewSet
+
+
+class TicketChangeSerializer(TicketPatchSerializer):
+    """One element: the ticket's id, and what PATCH /api/v1/tickets/{id}/ would take."""
+
+    id = serializers.IntegerField(min_value=1)
+
+    class Meta:
+        list_serializer_class = UniqueIdsListSerializer
+
+    def validate(self, attrs):
+        super().validate({name: value for name, value in attrs.items() if name != "id"})
+        return attrs
+
+
+class ChangedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    success = serializers.BooleanField()
+    data = TicketSerializer()
+
+
+class RefusedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    error_code = serializers.CharField(help_text="The item's own code, or ROLLED_BACK")
+    error_message = serializers.CharField()
+
+
+class CollectionChangedSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    success_count = serializers.IntegerField()
+    fail_count = serializers.IntegerField()
+    results = ChangedSerializer(many=True)
+    operation_id = serializers.UUIDField()
+
+
+class CollectionRefusedSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    success_count = serializers.IntegerField()
+    fail_count = serializers.IntegerField()
+    errors = RefusedSerializer(many=True)
+    operation_id = serializers.UUIDField()
+
+
+def change_tickets(user, elements):
+    """Run the elements as one atomic bulk operation of `patch`; returns the operation."""
+    request = bulk.Request(
+        resource_type="tickets",
+        operation_type="patch",
+        ids=[element["id"] for element in elements],
+        payloads=[{name: value for name, value in element.items() if name != "id"} for element in elements],
+        mode=Mode.ATOMIC,
+        execution=Execution.SYNC,
+        batch_size=max(len(elements), 1),  # one chunk: every item is checked before the rollback
+    )
+    op, _ = bulk.start_operation(user, request)
+    return op
+
+
+def answer(op):
+    """200 with every ticket as it is now, or 422 with every item's error."""
+    items = list(op.items.order_by("position").only("target_id", "error_code", "error_message"))
+    body = {"success_count": op.successful_items, "fail_count": op.failed_items, "operation_id": op.pk}
+    if op.status == Status.FAILED:
+        errors = [{"id": int(i.target_id), "error_code": i.error_code, "error_message": i.error_message} for i in items]
+        body = {"success": False, **body, "errors": errors}
+        return Response(CollectionRefusedSerializer(body).data, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    ids = [int(item.target_id) for item in items]
+    tickets = Ticket.objects.in_bulk(ids)  # read back: what triggers did shows too
+    results = [{"id": pk, "success": True, "data": tickets[pk]} for pk in ids]
+    return Response(CollectionChangedSerializer({"success": True, **body, "results": results}).data)
+
+
+class TicketCollectionViewSet(CollectionThrottleMixin, TicketViewSet):
+    """The ticket endpoints, and PATCH on the collection."""
+
+    throttle_scope = "bulk"
+
+    @extend_schema(
+        operation_id="tickets_bulk_partial_update",
+        request=TicketChangeSerializer(many=True),
+        responses={
+            200: CollectionChangedSerializer,
+            400: ErrorBodySerializer,
+            422: OpenApiResponse(CollectionRefusedSerializer, description="an item failed: nothing was changed"),
+            429: OpenApiResponse(ErrorBodySerializer, description="throttled, or too many active operations"),
+        },
+    )
+    def bulk_partial_update(self, request):
+        """Change up to BULKOPS_MAX_ATOMIC_ITEMS tickets in one transaction, all or nothing."""
+        elements = TicketChangeSerializer(data=request.data, many=True, max_length=settings.BULKOPS_MAX_ATOMIC_ITEMS)
+        elements.is_valid(raise_exception=True)
+        return answer(change_tickets(request.user, elements.validated_data))
