@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rq.job import JobStatus
 
-from . import runner
+from . import retention, runner
 from .models import BulkOperation, Status
 
 log = logging.getLogger("bulkops")
@@ -57,9 +57,10 @@ def recover_stale():
 
 
 def maintenance():
-    """The periodic job: recover stale operations, then schedule the next run."""
+    """The periodic job: recover stale operations, drop expired ones, schedule the next run."""
     try:
         recover_stale()
+        retention.delete_old_operations(limit=100)
     finally:
         schedule_maintenance()
 

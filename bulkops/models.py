@@ -150,3 +150,14 @@ class BulkOperationItem(models.Model):
         ordering = ["position"]
         constraints = [models.UniqueConstraint(fields=["operation", "position"], name="unique_item_position")]
         indexes = [models.Index(fields=["operation", "status"])]
+
+
+class WebhookSecret(models.Model):
+    """The key a user's completion webhooks are signed with (`X-Bulkops-Signature`)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_secret")
+    secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"webhook secret of {self.user}"

@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from . import telemetry
+from . import telemetry, webhooks
 from .models import BulkOperation, BulkOperationItem
 
 log = logging.getLogger("bulkops")
@@ -86,3 +86,4 @@ def operation_finished(op):
     )
     send(op.pk, {"type": "operation.progress", "payload": progress_payload(op)})
     send(op.pk, {"type": "operation.completed", "payload": completed_payload(op)})
+    webhooks.on_operation_finished(op)

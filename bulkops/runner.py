@@ -292,7 +292,10 @@ def run_slice(op_id, number):
     definition = registry.get(op.resource_type, op.operation_type)
     ctx = context_for(op)
     if op.mode == Mode.ATOMIC:
-        run_atomic(op, definition, ctx)
+        if op.status == Status.CANCELLING:  # cancelled just as this worker picked it up
+            skip_pending(op, 0, op.total_items)
+        else:
+            run_atomic(op, definition, ctx)
     else:
         lo, hi = slice_bounds(op, number)
         status = op.status

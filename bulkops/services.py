@@ -1,4 +1,4 @@
-"""Starting, cancelling and finding operations: what the API, pages and admin call."""
+"""Starting, cancelling, reverting and retrying operations: what the API, pages and admin call."""
 
 import hashlib
 import json
@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import errors, jobs, runner
-from .models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode, Status
+from . import errors, jobs, registry, runner
+from .models import ACTIVE, BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode, Status
 
 log = logging.getLogger("bulkops")
 
@@ -162,3 +162,100 @@ def cancel_operation(user, op_id):
         runner.skip_pending(op, 0, op.total_items)
         op = runner.finalize(op.pk)
     return op
+
+
+# --- operations that follow another: revert and retry ------------------------------------
+
+REVERT = "revert"  # the operation each resource registers to undo its others
+
+
+def restore_payload(before, result):
+    """A revert item's data: the old field values, and the version the record must still be at.
+
+    None when the original item changed nothing there is to put back."""
+    fields = {name: value for name, value in (before or {}).items() if name != "version"}
+    if not fields or not (result or {}).get("changed"):
+        return None
+    return {"fields": fields, "version": result["version"]}
+
+
+def check_finished(op, verb):
+    if not op.is_finished:
+        raise errors.Conflict(f"Operation is {op.status}; it can be {verb} once it has finished")
+
+
+def replayed(user, idempotency_key, body_fingerprint):
+    """The operation an earlier request with this Idempotency-Key made, before any other check."""
+    return find_idempotent(user, idempotency_key, body_fingerprint) if idempotency_key else None
+
+
+def revert_operation(user, op_id, *, metadata=None, callback_url="", idempotency_key=None, body_fingerprint=""):
+    """A new async operation that puts back what `op_id` changed, item by item.
+
+    Each item carries what to restore and the version its record must still be at; records
+    changed since fail CONFLICT. Returns (operation, created) as start_operation does."""
+    existing = replayed(user, idempotency_key, body_fingerprint)
+    if existing:
+        return existing, False
+    original = get_operation(user, op_id)
+    check_finished(original, "reverted")
+    if original.dry_run:
+        raise errors.Conflict("A dry run changed nothing; there is nothing to revert")
+    definition = registry.get(original.resource_type, REVERT)
+    if definition is None:
+        raise errors.Conflict(f"Operations on {original.resource_type} cannot be reverted")
+    earlier = original.reverted_by.filter(dry_run=False, status__in=[*ACTIVE, Status.COMPLETED, Status.PARTIAL])
+    if earlier.exists():
+        raise errors.Conflict(f"Operation is already reverted by {earlier.first().pk}")
+    ids, payloads = [], []
+    rows = original.items.filter(status=ItemStatus.SUCCEEDED).order_by("position")
+    for target_id, before, result in rows.values_list("target_id", "before", "result").iterator(chunk_size=5000):
+        payload = definition.revert_payload(before or {}, result or {})
+        if payload is not None:
+            ids.append(target_id)
+            payloads.append(payload)
+    if not ids:
+        raise errors.Conflict("Nothing to revert: no item of this operation changed anything")
+    request = Request(
+        resource_type=original.resource_type,
+        operation_type=REVERT,
+        ids=ids,
+        payloads=payloads,
+        metadata=metadata or {"description": f"Revert of bulk operation {original.pk}"},
+        batch_size=original.batch_size,
+        callback_url=callback_url,
+        reverts=original,
+    )
+    return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
+
+
+def retry_operation(user, op_id, *, metadata=None, callback_url="", idempotency_key=None, body_fingerprint=""):
+    """A new async operation over exactly the items of `op_id` that failed: same type and data."""
+    existing = replayed(user, idempotency_key, body_fingerprint)
+    if existing:
+        return existing, False
+    original = get_operation(user, op_id)
+    check_finished(original, "retried")
+    if registry.get(original.resource_type, original.operation_type) is None:
+        raise errors.Conflict(f"{original.operation_type} operations on {original.resource_type} cannot be retried")
+    failed = original.items.filter(status=ItemStatus.FAILED).order_by("position")
+    ids, payloads = [], []
+    for target_id, payload in failed.values_list("target_id", "payload").iterator(chunk_size=5000):
+        ids.append(target_id)
+        payloads.append(payload)
+    if not ids:
+        raise errors.Conflict("Nothing to retry: no item of this operation failed")
+    request = Request(
+        resource_type=original.resource_type,
+        operation_type=original.operation_type,
+        ids=ids,
+        operation_data=original.operation_data,
+        payloads=payloads if any(p is not None for p in payloads) else None,
+        metadata=metadata or original.metadata,
+        mode=original.mode,
+        batch_size=original.batch_size,
+        dry_run=original.dry_run,
+        callback_url=callback_url,
+        retry_of=original,
+    )
+    return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)

@@ -2,8 +2,10 @@
 
 from rest_framework import serializers
 
+from bulkops.batch import validated
 from bulkops.operations import Operation, StrictSerializer
 from bulkops.registry import register
+from bulkops.services import restore_payload
 
 from . import services
 from .filtersets import MetricFilterSet
@@ -38,3 +40,30 @@ class MetricOperation(Operation):
 @register
 class SetVerification(MetricOperation):
     name, label, data_serializer = "set_verification", "Set verification", VerificationData
+
+
+@register
+class Revert(MetricOperation):
+    """Undo another operation, item by item; each item's payload says what (bulkops.services.revert_operation)."""
+
+    name, label = "revert", "Revert"
+    internal = True  # started by POST …/{id}/revert/, never named in a create request
+
+    def revert_payload(self, before, result):
+        """What undoes one item of an operation, from that item's `before` and `result`."""
+        return restore_payload(before, result)
+
+    def apply(self, metric, ctx, data):
+        return services.apply_update(metric, ctx, data["fields"], expected_version=data["version"])
+
+
+@register
+class SetVerificationEach(SetVerification):
+    """set_verification with a value per item (PUT /api/v1/metrics/, metrics/api/collection.py).
+    The value is checked here, item by item, so that a bad one fails its item only."""
+
+    name, label = "set_verification_each", "Set verification (a value per metric)"
+    internal = True  # started by PUT /api/v1/metrics/
+
+    def apply(self, metric, ctx, data):
+        return super().apply(metric, ctx, validated(self.data_serializer(data=data)))

@@ -7,14 +7,18 @@ from rest_framework import serializers
 
 from bulkops.operations import Operation, StrictSerializer
 from bulkops.registry import register
+from bulkops.services import restore_payload
 
 from . import services
-from .api.serializers import TicketChangesSerializer, validate_category_id, validate_user_id
+from .api.serializers import TicketChangesSerializer, TicketPatchSerializer, validate_category_id, validate_user_id
 from .filtersets import TicketFilterSet
 from .models import Priority, Status, Ticket
 
 
 def json_safe(values):
+    """`values` as JSON would give them back (datetimes as text); the usual case costs nothing."""
+    if all(value is None or isinstance(value, (str, int, bool)) for value in values.values()):
+        return values
     return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
 
 
@@ -119,3 +123,43 @@ class Restore(TicketOperation):
 
     def apply(self, ticket, ctx, data):
         return services.apply_restore(ticket, ctx)
+
+
+@register
+class Revert(TicketOperation):
+    """Undo another operation, item by item; each item's payload says what (bulkops.services.revert_operation)."""
+
+    name, label, include_deleted = "revert", "Revert", True
+    internal = True  # started by POST …/{id}/revert/, never named in a create request
+
+    def revert_payload(self, before, result):
+        """What undoes one item of an operation, from that item's `before` and `result`."""
+        if result.get("comment_id"):
+            return {"remove_comment": result["comment_id"]}
+        if "comment" in before:  # a removed comment: revert of a revert of add_comment
+            return {"add_comment": before["comment"]["body"]}
+        return restore_payload(before, result)
+
+    def apply(self, ticket, ctx, data):
+        if "remove_comment" in data:
+            return services.apply_remove_comment(ticket, ctx, data["remove_comment"])
+        if "add_comment" in data:
+            return services.apply_comment(ticket, ctx, data["add_comment"])
+        return services.apply_revert(ticket, ctx, data["fields"], expected_version=data["version"])
+
+    def save(self, changes):
+        services.save_with_removals(changes)
+
+
+@register
+class Patch(TicketOperation):
+    """Any editable fields, with an optional expected `version` (CONFLICT when stale): the
+    collection PATCH (tickets/api/collection.py), where each item carries its own data."""
+
+    name, label, data_serializer = "patch", "Edit", TicketPatchSerializer
+    internal = True  # started by PATCH /api/v1/tickets/
+
+    def apply(self, ticket, ctx, data):
+        changes = dict(data)
+        version = changes.pop("version", None)
+        return services.apply_update(ticket, ctx, changes, expected_version=version)

@@ -172,10 +172,64 @@ def create(ctx, data):
     return Ticket.objects.create(**data)
 
 
-
 def delete_category(category):
     """Delete a category no ticket uses (deleted ones included): clearing it would change them unaudited."""
     used = category.ticket_set.count()
     if used:
         raise errors.Conflict(f"Category {category.name!r} is set on {used} tickets; change them first")
     category.delete()
+
+
+# --- undoing a bulk operation (bulkops revert) --------------------------------------------
+
+
+@dataclass
+class CommentRemoval(Change):
+    """A Change that deletes comments: the undo of add_comment, written by `save_with_removals`."""
+
+    removed: list = field(default_factory=list)
+
+    @property
+    def changed(self):
+        return bool(self.events or self.comments or self.removed)
+
+
+def apply_revert(ticket, ctx, fields, *, expected_version):
+    """Put back field values a bulk operation replaced, unless the ticket changed since.
+
+    Status transitions are not checked: an undo returns the ticket to a state it was in.
+    `fields` are JSON values (as items store them), `is_deleted`/`deleted_at` included.
+    """
+    deletion = {"is_deleted", "deleted_at"} & set(fields)
+    if deletion:
+        check_can_delete(ctx.actor)
+    if set(fields) - deletion:
+        check_can_edit(ticket, ctx.actor, set(fields) - deletion)
+    _check_version(ticket, expected_version)
+    change, now = Change(ticket), timezone.now()
+    for name, value in fields.items():
+        _set(change, name, Ticket._meta.get_field(name).to_python(value), ctx, now)
+    _bump(change, now)
+    return change
+
+
+def apply_remove_comment(ticket, ctx, comment_id):
+    """Delete a comment a bulk operation added; `before` keeps its body so it can come back."""
+    if ticket.is_deleted:
+        raise errors.Conflict(f"Ticket {ticket.pk} was deleted since")
+    comment = ticket.comments.filter(pk=comment_id).first()
+    if comment is None:
+        raise errors.Conflict(f"Comment {comment_id} is no longer on ticket {ticket.pk}")
+    if not (is_agent(ctx.actor) or comment.author_id == ctx.actor.pk):
+        raise errors.PermissionDenied("Insufficient permissions to delete comment")
+    change = CommentRemoval(ticket, before={"comment": {"id": comment.pk, "body": comment.body}})
+    change.removed.append(comment)
+    return change
+
+
+def save_with_removals(changes):
+    """`save`, then delete the comments that CommentRemovals carry, in one statement."""
+    save(changes)
+    removed = [comment.pk for c in changes for comment in getattr(c, "removed", ())]
+    if removed:
+        Comment.objects.filter(pk__in=removed).delete()

@@ -1,9 +1,11 @@
+import django_filters
 from django.conf import settings
 from django.urls import reverse
+from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import registry
+from .. import registry, webhooks
 from ..models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode
 from ..operations import StrictSerializer
 from ..services import Request
@@ -11,28 +13,18 @@ from ..wsauth import make_ticket
 
 ID_ALIASES = {"ids": None, "ticket_ids": "tickets", "metric_ids": "metrics"}
 MAX_ERRORS = 100
+# What a JSON id may be, by the operation's id field: `"5"` is not a ticket id, nor 5 a metric id.
+ID_TYPES = {serializers.IntegerField: int, serializers.UUIDField: str}
+MAX_INT_ID = 2**63 - 1  # bigint: anything larger cannot exist, and would not fit the query
 
 
-class CreateOperationSerializer(StrictSerializer):
-    """A bulk operation request; `validate` turns it into a services.Request."""
+class OptionsSerializer(StrictSerializer):
+    """What any request that starts an operation may add: why (audit reason) and whom to call."""
 
-    resource_type = serializers.ChoiceField(choices=[], required=False)
-    ids = serializers.ListField(child=serializers.JSONField(), required=False, allow_empty=True)
-    ticket_ids = serializers.ListField(child=serializers.JSONField(), required=False, allow_empty=True)
-    metric_ids = serializers.ListField(child=serializers.JSONField(), required=False, allow_empty=True)
-    filter = serializers.DictField(required=False, help_text='The list endpoint\'s filters, e.g. {"status": "open"}')
-    operation_type = serializers.CharField()
-    operation_data = serializers.DictField(required=False, default=dict)
     metadata = serializers.DictField(required=False, default=dict)
-    mode = serializers.ChoiceField(choices=Mode.choices, default=Mode.PARTIAL)
-    execution = serializers.ChoiceField(choices=Execution.choices, default=Execution.ASYNC)
-    batch_size = serializers.IntegerField(min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, required=False)
-    dry_run = serializers.BooleanField(default=False)
-    callback_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["resource_type"].choices = registry.resources()
+    callback_url = serializers.URLField(
+        required=False, allow_blank=True, max_length=500, help_text="POSTed the final status when the operation ends"
+    )
 
     def validate_metadata(self, value):
         description = value.get("description", "")
@@ -40,25 +32,49 @@ class CreateOperationSerializer(StrictSerializer):
             raise serializers.ValidationError("description must be a string of at most 1,000 characters.")
         return value
 
+    def validate_callback_url(self, value):
+        if value:
+            try:
+                webhooks.check_url(value)
+            except webhooks.UnsafeURL as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        return value
+
+
+class CreateOperationSerializer(OptionsSerializer):
+    """A bulk operation request; `validate` turns it into a services.Request."""
+
+    resource_type = serializers.ChoiceField(choices=[], required=False)
+    ids = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False, allow_empty=True)
+    ticket_ids = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False, allow_empty=True)
+    metric_ids = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False, allow_empty=True)
+    filter = serializers.DictField(required=False, help_text='The list endpoint\'s filters, e.g. {"status": "open"}')
+    operation_type = serializers.CharField()
+    operation_data = serializers.DictField(required=False, default=dict)
+    mode = serializers.ChoiceField(choices=Mode.choices, default=Mode.PARTIAL)
+    execution = serializers.ChoiceField(choices=Execution.choices, default=Execution.ASYNC)
+    batch_size = serializers.IntegerField(min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, required=False)
+    dry_run = serializers.BooleanField(default=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["resource_type"].choices = public_resources()
+
     def validate(self, attrs):
         resource = self.resource_of(attrs)
         definition = registry.get(resource, attrs["operation_type"])
-        if definition is None:
+        if definition is None or is_internal(definition):
             raise serializers.ValidationError(
-                {
-                    "operation_type": [
-                        f"Unknown operation for {resource}; one of: {', '.join(registry.names(resource))}."
-                    ]
-                }
+                {"operation_type": [f"Unknown operation for {resource}; one of: {', '.join(public_names(resource))}."]}
             )
+        data = definition.data_serializer(data=attrs.get("operation_data", {}))
+        if not data.is_valid():
+            raise serializers.ValidationError({"operation_data": data.errors})
         ids = self.selection(attrs, resource, definition)
         if attrs["execution"] == Execution.SYNC and len(ids) > settings.BULKOPS_MAX_SYNC_ITEMS:
             raise serializers.ValidationError(
                 {"execution": [f"sync takes at most {settings.BULKOPS_MAX_SYNC_ITEMS} items; use async."]}
             )
-        data = definition.data_serializer(data=attrs.get("operation_data", {}))
-        if not data.is_valid():
-            raise serializers.ValidationError({"operation_data": data.errors})
         return Request(
             resource_type=resource,
             operation_type=definition.name,
@@ -100,7 +116,9 @@ class CreateOperationSerializer(StrictSerializer):
         unknown = sorted(set(filters) - set(filterset_class.base_filters))
         if unknown:
             raise serializers.ValidationError({"filter": [f"Unknown filter(s): {', '.join(unknown)}."]})
-        filterset = filterset_class(data=filters, queryset=definition.visible(self.context["request"].user))
+        filterset = filterset_class(
+            data=filter_data(filters, filterset_class), queryset=definition.visible(self.context["request"].user)
+        )
         if not filterset.is_valid():
             raise serializers.ValidationError({"filter": filterset.errors})
         limit = settings.BULKOPS_MAX_ITEMS
@@ -112,6 +130,33 @@ class CreateOperationSerializer(StrictSerializer):
         return ids
 
 
+def is_internal(definition):
+    """Operations only the engine starts (revert): never named in a create request."""
+    return getattr(definition, "internal", False)
+
+
+def public_names(resource):
+    return [name for name in registry.names(resource) if not is_internal(registry.get(resource, name))]
+
+
+def public_resources():
+    return [resource for resource in registry.resources() if public_names(resource)]
+
+
+def filter_data(filters, filterset_class):
+    """The filter as form data: plain values, and lists only where a filter takes several."""
+    data = MultiValueDict()
+    for name, value in filters.items():
+        values = value if isinstance(value, list) else [value]
+        multiple = isinstance(filterset_class.base_filters[name], django_filters.MultipleChoiceFilter)
+        scalars = all(isinstance(v, (str, int, float, bool)) for v in values)
+        if not values or len(values) > 1 and not multiple or not scalars:
+            expected = "a value or a list of values" if multiple else "a single value"
+            raise serializers.ValidationError({"filter": {name: [f"Expected {expected}."]}})
+        data.setlist(name, values)
+    return data
+
+
 def parse_ids(raw, definition, key="ids"):
     """Validate a list of ids: not empty, not too many, right type, no duplicates."""
     if not raw:
@@ -119,9 +164,15 @@ def parse_ids(raw, definition, key="ids"):
     if len(raw) > settings.BULKOPS_MAX_ITEMS:
         raise serializers.ValidationError({key: [f"At most {settings.BULKOPS_MAX_ITEMS} items per operation."]})
     field, ids, seen = definition.id_field(), [], {}
+    json_type = ID_TYPES.get(definition.id_field, (int, str))
     for position, value in enumerate(raw):
-        if isinstance(value, (bool, dict, list)) or value is None:
-            raise serializers.ValidationError({key: [f"[{position}] {value!r} is not a valid id."]})
+        if isinstance(value, bool) or not isinstance(value, json_type):
+            expected = {int: "an integer", str: "a string"}.get(json_type, "an integer or a string")
+            raise serializers.ValidationError(
+                {key: [f"[{position}] {value!r} is not a valid id: expected {expected}."]}
+            )
+        if isinstance(value, int) and abs(value) > MAX_INT_ID:
+            raise serializers.ValidationError({key: [f"[{position}] {value!r} is out of range."]})
         try:
             parsed = field.to_internal_value(value)
         except serializers.ValidationError as exc:
@@ -187,7 +238,7 @@ class CreatedSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(LINKS_SCHEMA)
     def get_links(self, op):
-        return operation_links(self.context["request"], op)
+        return operation_links(self.context.get("request"), op)
 
 
 class SummarySerializer(serializers.ModelSerializer):
@@ -231,7 +282,7 @@ class OperationSerializer(SummarySerializer):
 
     @extend_schema_field(LINKS_SCHEMA)
     def get_links(self, op):
-        return operation_links(self.context["request"], op)
+        return operation_links(self.context.get("request"), op)
 
 
 class CancelledSerializer(serializers.ModelSerializer):
@@ -248,3 +299,24 @@ class StatsSerializer(serializers.Serializer):
     items_processed = serializers.IntegerField()
     success_rate = serializers.FloatField()
     mean_duration_seconds = serializers.FloatField(allow_null=True)
+
+
+class FollowUpSerializer(OptionsSerializer):
+    """The optional body of revert and retry: the new operation's reason and callback."""
+
+
+class WebhookSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="HMAC-SHA256 key of the X-Bulkops-Signature header")
+    signature_header = serializers.CharField()
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField(allow_null=True)
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    """Every API error: {"error": {"code", "message", "details"}}."""
+
+    error = ErrorDetailSerializer()

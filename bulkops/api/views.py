@@ -1,14 +1,16 @@
 import csv
+import uuid
 
 from django.db.models import Avg, Count, F, Sum
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from .. import errors, services
+from .. import errors, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
 from .pagination import ItemPagination, OperationPagination
@@ -16,13 +18,32 @@ from .serializers import (
     CancelledSerializer,
     CreatedSerializer,
     CreateOperationSerializer,
+    ErrorBodySerializer,
+    FollowUpSerializer,
     ItemSerializer,
     OperationSerializer,
     StatsSerializer,
     SummarySerializer,
+    WebhookSecretSerializer,
 )
 
 CSV_COLUMNS = ["position", "item_id", "status", "error_code", "error_message", "processed_at"]
+MAX_IDEMPOTENCY_KEY = 255
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Same key and body within 24 h: the original operation (200); another body: 422",
+)
+STARTED_RESPONSES = {
+    202: CreatedSerializer,
+    200: OpenApiResponse(CreatedSerializer, description="a replayed Idempotency-Key"),
+    404: ErrorBodySerializer,
+    409: OpenApiResponse(ErrorBodySerializer, description="not finished, or nothing to do"),
+    422: OpenApiResponse(ErrorBodySerializer, description="Idempotency-Key reused with another body"),
+    429: OpenApiResponse(ErrorBodySerializer, description="throttled, or too many active operations"),
+}
 
 
 class Echo:
@@ -47,50 +68,111 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         return [ScopedRateThrottle()] if self.action in {"create", "revert", "retry"} else []
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return BulkOperation.objects.none()
         qs = BulkOperation.objects.visible_to(self.request.user).order_by("-created_at")
         return qs.filter(resource_type=self.resource_type) if self.resource_type else qs
 
     def get_object(self):
-        op = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
+        try:
+            op_id = uuid.UUID(self.kwargs["pk"])
+        except ValueError:
+            raise errors.NotFound("Bulk operation not found") from None
+        op = self.get_queryset().filter(pk=op_id).first()
         if op is None:
             raise errors.NotFound("Bulk operation not found")
         return op
 
     def respond_created(self, op, created):
-        """202 for a new async operation, 200 for a replayed key or a finished sync one."""
-        if op.execution == Execution.SYNC and created:
-            code = (
-                status.HTTP_422_UNPROCESSABLE_ENTITY if op.mode == Mode.ATOMIC and op.status == Status.FAILED else 200
-            )
+        """202 for a new async operation; a sync one answers with its final status (200, or 422
+        for an atomic rollback); a replayed Idempotency-Key answers 200 with what it answered."""
+        if op.execution == Execution.SYNC:
+            rolled_back = created and op.mode == Mode.ATOMIC and op.status == Status.FAILED
+            code = status.HTTP_422_UNPROCESSABLE_ENTITY if rolled_back else status.HTTP_200_OK
             return Response(OperationSerializer(op, context=self.get_serializer_context()).data, status=code)
         body = CreatedSerializer(op, context=self.get_serializer_context()).data
         response = Response(body, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
         response["Location"] = body["links"]["self"]
         return response
 
-    def start(self, request, bulk_request):
-        key = request.headers.get("Idempotency-Key")
+    def idempotency_key(self, request):
+        key = request.headers.get("Idempotency-Key") or None
+        if key and len(key) > MAX_IDEMPOTENCY_KEY:
+            raise ValidationError({"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY} characters."]})
+        return key
+
+    @extend_schema(
+        request=CreateOperationSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            **STARTED_RESPONSES,
+            200: OpenApiResponse(OperationSerializer, description="sync execution, or a replayed Idempotency-Key"),
+            400: ErrorBodySerializer,
+            422: OpenApiResponse(
+                OperationSerializer, description="sync atomic operation rolled back, or Idempotency-Key reused"
+            ),
+        },
+    )
+    def create(self, request):
+        key = self.idempotency_key(request)
+        data = CreateOperationSerializer(
+            data=request.data, context={"request": request, "resource_type": self.resource_type}
+        )
+        data.is_valid(raise_exception=True)
+        bulk_request = data.validated_data
         fingerprint = services.fingerprint({"resource": bulk_request.resource_type, "body": request.data})
         op, created = services.start_operation(
             request.user, bulk_request, idempotency_key=key, body_fingerprint=fingerprint
         )
         return self.respond_created(op, created)
 
-    @extend_schema(
-        request=CreateOperationSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={
-            202: CreatedSerializer,
-            200: OpenApiResponse(OperationSerializer, description="sync execution, or a replayed Idempotency-Key"),
-            422: OpenApiResponse(OperationSerializer, description="sync atomic operation rolled back"),
-        },
-    )
-    def create(self, request):
-        data = CreateOperationSerializer(
-            data=request.data, context={"request": request, "resource_type": self.resource_type}
-        )
+    def follow_up(self, request, start, kind):
+        """Revert or retry: a new operation made from this one."""
+        key = self.idempotency_key(request)
+        data = FollowUpSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return self.start(request, data.validated_data)
+        op_id = self.get_object().pk
+        fingerprint = services.fingerprint({kind: str(op_id), "body": request.data})
+        op, created = start(
+            request.user, op_id, **data.validated_data, idempotency_key=key, body_fingerprint=fingerprint
+        )
+        return self.respond_created(op, created)
+
+    @extend_schema(
+        request=FollowUpSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses=STARTED_RESPONSES,
+        description="A new async operation that restores what this one changed, on every record not changed "
+        "since (others fail CONFLICT). 409 when it has not finished, was a dry run, or changed nothing.",
+    )
+    @action(detail=True, methods=["post"])
+    def revert(self, request, pk=None):
+        return self.follow_up(request, services.revert_operation, "revert")
+
+    @extend_schema(
+        request=FollowUpSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses=STARTED_RESPONSES,
+        description="A new operation over exactly the items that failed, with the same type and data. "
+        "409 when it has not finished or nothing failed.",
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        return self.follow_up(request, services.retry_operation, "retry")
+
+    @extend_schema(responses={200: WebhookSecretSerializer})
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="webhook-secret",
+        url_name="webhook-secret",
+        filterset_class=None,
+        pagination_class=None,
+    )
+    def webhook_secret(self, request):
+        """The key your completion webhooks are signed with: verify X-Bulkops-Signature with it."""
+        body = {"secret": webhooks.secret_for(request.user), "signature_header": webhooks.SIGNATURE_HEADER}
+        return Response(WebhookSecretSerializer(body).data)
 
     @extend_schema(responses={200: SummarySerializer(many=True)})
     def list(self, request):
@@ -104,7 +186,9 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return Response(OperationSerializer(self.get_object(), context=self.get_serializer_context()).data)
 
-    @extend_schema(request=None, responses={202: CancelledSerializer})
+    @extend_schema(
+        request=None, responses={202: CancelledSerializer, 404: ErrorBodySerializer, 409: ErrorBodySerializer}
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         op = services.cancel_operation(request.user, self.get_object().pk)
@@ -151,7 +235,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         processed = totals["processed"] or 0
         body = {
             "total_operations": sum(by_status.values()),
-            "by_status": by_status,
+            "by_status": {name: by_status.get(name, 0) for name in Status.values},
             "items_processed": processed,
             "success_rate": round(100 * (totals["succeeded"] or 0) / processed, 2) if processed else 0.0,
             "mean_duration_seconds": round(totals["duration"].total_seconds(), 3) if totals["duration"] else None,

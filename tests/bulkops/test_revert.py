@@ -1,0 +1,283 @@
+"""Revert: POST /api/v1/bulk-operations/{id}/revert/ (SPEC §3.4, §4)."""
+
+import pytest
+
+from bulkops.models import BulkOperation
+from metrics.models import Metric
+from tickets.models import Comment, Ticket, TicketEvent
+
+from ..factories import AgentFactory, CategoryFactory, MetricFactory, StaffFactory, TicketFactory, UserFactory
+from .helpers import work_off
+
+ANY = "/api/v1/bulk-operations/"
+TICKETS = "/api/v1/tickets/bulk-operations/"
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(client, body, url=TICKETS):
+    """Create an async operation, let a worker finish it, return its id."""
+    response = client.post(url, body, format="json")
+    assert response.status_code == 202, response.json()
+    work_off()
+    return response.json()["operation_id"]
+
+
+def revert(client, op_id, body=None, **headers):
+    return client.post(f"{ANY}{op_id}/revert/", body or {}, format="json", **headers)
+
+
+def revert_and_run(client, op_id):
+    response = revert(client, op_id)
+    assert response.status_code == 202, response.json()
+    work_off()
+    return BulkOperation.objects.get(pk=response.json()["operation_id"])
+
+
+def statuses(tickets):
+    return [Ticket.objects.get(pk=t.pk).status for t in tickets]
+
+
+@pytest.fixture
+def client(client_for):
+    agent = AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"])
+    client = client_for(agent)
+    client.user = agent
+    return client
+
+
+def test_revert_restores_the_old_values_and_says_why_in_the_history(client):
+    tickets = [TicketFactory(), TicketFactory(status="pending")]
+    original = run(client, {"ticket_ids": [t.pk for t in tickets], "operation_type": "update_status",
+                            "operation_data": {"status": "resolved"}})  # fmt: skip
+    response = revert(client, original)
+    assert response.status_code == 202, response.json()
+    assert set(response.json()) == {
+        "operation_id",
+        "status",
+        "total_items",
+        "created_at",
+        "estimated_completion",
+        "links",
+    }
+    assert response["Location"] == response.json()["links"]["self"]
+    work_off()
+    op = BulkOperation.objects.get(pk=response.json()["operation_id"])
+    assert (op.operation_type, str(op.reverts_id), op.status, op.successful_items) == (
+        "revert", original, "completed", 2,
+    )  # fmt: skip
+    assert statuses(tickets) == ["open", "pending"]
+    assert set(Ticket.objects.values_list("version", flat=True)) == {3}
+    events = TicketEvent.objects.filter(bulk_operation=op)
+    assert set(events.values_list("field", "old_value", "new_value")) == {
+        ("status", "resolved", "open"),
+        ("status", "resolved", "pending"),
+    }
+    assert set(events.values_list("reason", flat=True)) == {f"Revert of bulk operation {original}"}
+    history = client.get(f"/api/v1/tickets/{tickets[0].pk}/history/").json()["results"]
+    assert history[-1]["reason"] == f"Revert of bulk operation {original}"
+    assert client.get(f"{ANY}{op.pk}/").json()["reverts"] == original
+
+
+def test_a_record_changed_since_fails_conflict_and_the_rest_are_restored(client):
+    moved, kept = TicketFactory(), TicketFactory()
+    original = run(client, {"ticket_ids": [moved.pk, kept.pk], "operation_type": "set_priority",
+                            "operation_data": {"priority": "urgent"}})  # fmt: skip
+    assert client.patch(f"/api/v1/tickets/{moved.pk}/", {"title": "edited"}, format="json").status_code == 200
+    op = revert_and_run(client, original)
+    assert (op.status, op.successful_items, op.failed_items) == ("partial", 1, 1)
+    failed = op.items.get(status="failed")
+    assert (failed.target_id, failed.error_code) == (str(moved.pk), "CONFLICT")
+    assert list(Ticket.objects.order_by("pk").values_list("priority", flat=True)) == ["urgent", "normal"]
+
+
+def test_items_that_changed_nothing_are_left_out_of_the_revert(client):
+    changed, unchanged = TicketFactory(), TicketFactory(status="resolved")
+    original = run(client, {"ticket_ids": [changed.pk, unchanged.pk, 424_242], "operation_type": "update_status",
+                            "operation_data": {"status": "resolved"}})  # fmt: skip
+    op = revert_and_run(client, original)
+    assert list(op.items.values_list("target_id", flat=True)) == [str(changed.pk)]
+    assert statuses([changed, unchanged]) == ["open", "resolved"]
+
+
+def test_revert_reopens_closed_tickets_although_closed_is_terminal(client):
+    tickets = TicketFactory.create_batch(2)
+    original = run(client, {"ticket_ids": [t.pk for t in tickets], "operation_type": "update_status",
+                            "operation_data": {"status": "closed"}})  # fmt: skip
+    op = revert_and_run(client, original)
+    assert op.status == "completed"
+    assert statuses(tickets) == ["open", "open"]
+
+
+def test_revert_restores_assignee_and_category_including_none(client):
+    category = CategoryFactory()
+    assignee = AgentFactory()
+    before = TicketFactory(category=category)
+    unset = TicketFactory()
+    original = run(client, {"ticket_ids": [before.pk, unset.pk], "operation_type": "update_fields",
+                            "operation_data": {"category_id": None, "assignee_id": assignee.pk}})  # fmt: skip
+    revert_and_run(client, original)
+    assert list(Ticket.objects.order_by("pk").values_list("category_id", "assignee_id")) == [
+        (category.pk, None),
+        (None, None),
+    ]
+
+
+def test_revert_of_add_comment_deletes_the_comments_it_made(client):
+    tickets = TicketFactory.create_batch(2)
+    Comment.objects.create(ticket=tickets[0], author=client.user, body="kept")
+    original = run(client, {"ticket_ids": [t.pk for t in tickets], "operation_type": "add_comment",
+                            "operation_data": {"body": "We are on it"}})  # fmt: skip
+    assert Comment.objects.filter(body="We are on it").count() == 2
+    op = revert_and_run(client, original)
+    assert (op.status, op.successful_items) == ("completed", 2)
+    assert list(Comment.objects.values_list("body", flat=True)) == ["kept"]
+
+
+def test_a_comment_deleted_since_fails_conflict(client):
+    ticket = TicketFactory()
+    original = run(client, {"ticket_ids": [ticket.pk], "operation_type": "add_comment",
+                            "operation_data": {"body": "oops"}})  # fmt: skip
+    Comment.objects.all().delete()
+    op = revert_and_run(client, original)
+    assert (op.status, op.items.get().error_code) == ("failed", "CONFLICT")
+
+
+def test_revert_of_delete_restores_the_tickets(client):
+    tickets = TicketFactory.create_batch(2)
+    original = run(client, {"ticket_ids": [t.pk for t in tickets], "operation_type": "delete"})
+    assert Ticket.objects.filter(is_deleted=True).count() == 2
+    op = revert_and_run(client, original)
+    assert op.status == "completed"
+    assert list(Ticket.objects.values_list("is_deleted", "deleted_at")) == [(False, None), (False, None)]
+    assert client.get(f"/api/v1/tickets/{tickets[0].pk}/").status_code == 200
+
+
+def test_revert_of_restore_deletes_the_tickets_again(client):
+    ticket = TicketFactory(is_deleted=True)
+    original = run(client, {"ticket_ids": [ticket.pk], "operation_type": "restore"})
+    assert Ticket.objects.get(pk=ticket.pk).is_deleted is False
+    op = revert_and_run(client, original)
+    assert op.status == "completed"
+    assert Ticket.objects.get(pk=ticket.pk).is_deleted is True
+
+
+def test_a_revert_of_a_revert_does_the_change_again(client):
+    tickets = TicketFactory.create_batch(2)
+    original = run(client, {"ticket_ids": [t.pk for t in tickets], "operation_type": "update_status",
+                            "operation_data": {"status": "in_progress"}})  # fmt: skip
+    first = revert_and_run(client, original)
+    assert statuses(tickets) == ["open", "open"]
+    second = revert_and_run(client, first.pk)
+    assert (str(second.reverts_id), second.status) == (str(first.pk), "completed")
+    assert statuses(tickets) == ["in_progress", "in_progress"]
+    assert set(Ticket.objects.values_list("version", flat=True)) == {4}
+
+
+def test_a_revert_of_a_comment_revert_adds_the_comment_back(client):
+    ticket = TicketFactory()
+    original = run(client, {"ticket_ids": [ticket.pk], "operation_type": "add_comment",
+                            "operation_data": {"body": "Back again"}})  # fmt: skip
+    first = revert_and_run(client, original)
+    assert ticket.comments.count() == 0
+    second = revert_and_run(client, first.pk)
+    assert second.status == "completed"
+    assert list(ticket.comments.values_list("body", flat=True)) == ["Back again"]
+    third = revert_and_run(client, second.pk)
+    assert (third.status, ticket.comments.count()) == ("completed", 0)
+
+
+def test_revert_of_a_metric_operation_restores_verification(user, client_for):
+    client = client_for(user)
+    metrics = MetricFactory.create_batch(2, owner=user, verification="requested")
+    original = run(client, {"metric_ids": [str(m.pk) for m in metrics], "operation_type": "set_verification",
+                            "operation_data": {"verification": "verified"}}, url="/api/v1/metrics/bulk-operations/")  # fmt: skip
+    Metric.objects.filter(pk=metrics[1].pk).update(version=10)  # changed by someone since
+    op = revert_and_run(client, original)
+    assert (op.resource_type, op.successful_items, op.failed_items) == ("metrics", 1, 1)
+    assert op.items.get(status="failed").error_code == "CONFLICT"
+    assert Metric.objects.get(pk=metrics[0].pk).verification == "requested"
+    assert Metric.objects.get(pk=metrics[1].pk).verification == "verified"
+
+
+def test_staff_may_revert_another_users_operation(client, client_for):
+    tickets = TicketFactory.create_batch(2)
+    original = run(client, {"ticket_ids": [t.pk for t in tickets], "operation_type": "set_priority",
+                            "operation_data": {"priority": "low"}})  # fmt: skip
+    op = revert_and_run(client_for(StaffFactory()), original)
+    assert op.status == "completed"
+    assert set(Ticket.objects.values_list("priority", flat=True)) == {"normal"}
+
+
+def test_a_requester_cannot_revert_what_they_may_not_change(client_for):
+    """A requester's revert of another's change fails per item like their own change would."""
+    requester = UserFactory()
+    ticket = TicketFactory(requester=requester)
+    agent_client = client_for(AgentFactory())
+    original = run(agent_client, {"ticket_ids": [ticket.pk], "operation_type": "update_status",
+                                  "operation_data": {"status": "pending"}})  # fmt: skip
+    BulkOperation.objects.filter(pk=original).update(user=requester)  # as if the requester had started it
+    op = revert_and_run(client_for(requester), original)
+    assert (op.status, op.items.get().error_code) == ("failed", "PERMISSION_DENIED")
+    assert statuses([ticket]) == ["pending"]
+
+
+def test_revert_answers_409_when_the_original_has_not_finished(client):
+    ticket = TicketFactory()
+    response = client.post(TICKETS, {"ticket_ids": [ticket.pk], "operation_type": "update_status",
+                                     "operation_data": {"status": "resolved"}}, format="json")  # fmt: skip
+    response = revert(client, response.json()["operation_id"])
+    assert response.status_code == 409
+    assert "once it has finished" in response.json()["error"]["message"]
+    assert BulkOperation.objects.count() == 1
+
+
+def test_revert_answers_409_for_a_dry_run(client):
+    ticket = TicketFactory()
+    original = run(client, {"ticket_ids": [ticket.pk], "operation_type": "update_status",
+                            "operation_data": {"status": "resolved"}, "dry_run": True})  # fmt: skip
+    response = revert(client, original)
+    assert response.status_code == 409
+    assert "dry run" in response.json()["error"]["message"]
+
+
+def test_revert_answers_409_when_nothing_changed(client):
+    original = run(client, {"ticket_ids": [777_777], "operation_type": "update_status",
+                            "operation_data": {"status": "resolved"}})  # fmt: skip
+    response = revert(client, original)
+    assert response.status_code == 409
+    assert "Nothing to revert" in response.json()["error"]["message"]
+    assert BulkOperation.objects.count() == 1
+
+
+def test_revert_answers_409_once_already_reverted(client):
+    ticket = TicketFactory()
+    original = run(client, {"ticket_ids": [ticket.pk], "operation_type": "update_status",
+                            "operation_data": {"status": "resolved"}})  # fmt: skip
+    first = revert_and_run(client, original)
+    response = revert(client, original)
+    assert response.status_code == 409
+    assert str(first.pk) in response.json()["error"]["message"]
+
+
+def test_revert_with_an_idempotency_key_is_made_once(client):
+    ticket = TicketFactory()
+    original = run(client, {"ticket_ids": [ticket.pk], "operation_type": "update_status",
+                            "operation_data": {"status": "resolved"}})  # fmt: skip
+    first = revert(client, original, HTTP_IDEMPOTENCY_KEY="undo-1")
+    again = revert(client, original, HTTP_IDEMPOTENCY_KEY="undo-1")
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["operation_id"] == again.json()["operation_id"]
+    assert BulkOperation.objects.filter(reverts_id=original).count() == 1
+
+
+def test_revert_takes_a_reason_and_refuses_unknown_fields(client):
+    ticket = TicketFactory()
+    original = run(client, {"ticket_ids": [ticket.pk], "operation_type": "update_status",
+                            "operation_data": {"status": "resolved"}})  # fmt: skip
+    assert revert(client, original, {"colour": "red"}).status_code == 400
+    response = revert(client, original, {"metadata": {"description": "Wrong tickets"}})
+    assert response.status_code == 202
+    work_off()
+    assert set(TicketEvent.objects.filter(bulk_operation_id=response.json()["operation_id"]).values_list(
+        "reason", flat=True)) == {"Wrong tickets"}  # fmt: skip
