@@ -1,11 +1,26 @@
-"""WebSocket authentication: the session cookie (Channels' stack), or for non-browser
-clients an `Authorization: Token|Bearer <key>` header. The signed `?ticket=` is checked by
-the consumer, which knows the operation id the ticket must name."""
+"""WebSocket origin check and authentication: the session cookie (Channels' stack), or for
+non-browser clients an `Authorization: Token|Bearer <key>` header. The signed `?ticket=` is
+checked by the consumer, which knows the operation id the ticket must name."""
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
 from rest_framework.authtoken.models import Token
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Channels' check against ALLOWED_HOSTS, except that a handshake with no Origin at all
+    passes. Browsers always send one, so a cross-site page cannot leave it out; clients that
+    leave it out (scripts, the `websockets` library) carry their own credentials."""
+
+    def valid_origin(self, parsed_origin):
+        return parsed_origin is None or super().valid_origin(parsed_origin)
+
+
+def OriginCheck(inner):  # noqa: N802 - named like the validators it wraps
+    allowed = AllowedHostsOriginValidator(inner).allowed_origins  # Channels' reading of the settings
+    return BrowserOriginValidator(inner, allowed)
 
 
 @database_sync_to_async

@@ -6,14 +6,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from bulkops.routing import websocket_urlpatterns  # noqa: E402
-from bulkops.wsmiddleware import WebSocketAuthMiddleware  # noqa: E402
+from bulkops.wsmiddleware import OriginCheck, WebSocketAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        # A cross-site handshake is refused (AllowedHostsOriginValidator's rule) before any auth.
+        "websocket": OriginCheck(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from bulkops.admin import bulk_action
+
 from .models import Metric, MetricPermission
 
 
@@ -16,6 +18,7 @@ class MetricAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     raw_id_fields = ["owner"]
     inlines = [MetricPermissionInline]
+    actions = [bulk_action("metrics", "set_verification", "Set verification…")]
 
 
 @admin.register(MetricPermission)

@@ -1,7 +1,10 @@
+from collections import Counter
+
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
+from bulkops.models import BulkOperation, BulkOperationItem
 from metrics.models import Metric, MetricPermission
 from tickets.models import Category, Ticket
 
@@ -69,3 +72,39 @@ class MetricPermissionFactory(factory.django.DjangoModelFactory):
     metric = factory.SubFactory(MetricFactory)
     user = factory.SubFactory(UserFactory)
     role = "can_edit"
+
+
+class BulkOperationFactory(factory.django.DjangoModelFactory):
+    """An operation in any state, without running it: for pages and the admin.
+    `items=["succeeded", "failed", …]` adds one item per status, with counters to match."""
+
+    class Meta:
+        model = BulkOperation
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    resource_type = "tickets"
+    operation_type = "update_status"
+    operation_data = factory.LazyFunction(lambda: {"status": "resolved"})
+
+    @factory.post_generation
+    def items(self, create, extracted, **kwargs):
+        if not extracted:
+            return
+        BulkOperationItem.objects.bulk_create(
+            BulkOperationItem(
+                operation=self,
+                position=n,
+                target_id=str(1000 + n),
+                status=status,
+                error_code="NOT_FOUND" if status == "failed" else "",
+                error_message=f"tickets {1000 + n} not found" if status == "failed" else "",
+            )
+            for n, status in enumerate(extracted)
+        )
+        counts = Counter(extracted)
+        self.total_items = len(extracted)
+        self.successful_items, self.failed_items = counts["succeeded"], counts["failed"]
+        self.skipped_items = counts["skipped"]
+        self.processed_items = self.successful_items + self.failed_items
+        self.save()

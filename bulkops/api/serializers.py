@@ -193,7 +193,7 @@ def operation_links(request, op):
         "self": absolute(reverse("bulk-operation-detail", kwargs={"pk": op.pk})),
         "items": absolute(reverse("bulk-operation-items", kwargs={"pk": op.pk})),
         "items_csv": absolute(reverse("bulk-operation-items-csv", kwargs={"pk": op.pk})),
-        "page": absolute(f"/bulk-operations/{op.pk}/"),
+        "page": absolute(reverse("bulkops:operation", kwargs={"op_id": op.pk})),
         "websocket": f"/ws/bulk-operations/{op.pk}/",
     }
     if request is not None:

@@ -1,0 +1,160 @@
+"""The admin: bulk actions for the domain changelists, and the BulkOperation pages."""
+
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.paginator import Paginator
+from django.forms.models import BaseInlineFormSet
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from . import errors, registry, services
+from .forms import OperationForm, snapshot_ids
+from .models import BulkOperation, BulkOperationItem
+
+# --- bulk actions on the domain changelists ---------------------------------------------
+
+
+def how_many(count, opts):
+    return f"{count} {opts.verbose_name if count == 1 else opts.verbose_name_plural}"
+
+
+def bulk_action(resource, name, description, *, permission="change", choices=None):
+    """A changelist action that starts the bulk operation (resource, name) on the selected
+    records, after an intermediate form that says how many. With "select all N", Django
+    passes the whole filtered queryset; its ids are the snapshot the operation runs on."""
+
+    verb = description.rstrip("…")
+
+    def action(modeladmin, request, queryset):
+        definition = registry.get(resource, name)
+        form = OperationForm(
+            definition, request.POST if "apply" in request.POST else None, prefix="data", choices=choices
+        )
+        opts = modeladmin.model._meta
+        if form.is_bound and form.is_valid():
+            op = form.start(request, snapshot_ids(queryset))
+            if op is not None:
+                modeladmin.message_user(request, f"{verb}: started on {how_many(op.total_items, opts)}.")
+                return redirect("bulkops:operation", op_id=op.pk)
+        count = queryset.count()
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": f"{verb}: {how_many(count, opts)}",
+            "opts": opts,
+            "form": form,
+            "count": count,
+            "action": request.POST.get("action", ""),
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "media": modeladmin.media + form.media,
+        }
+        return TemplateResponse(request, "admin/bulkops/action_form.html", context)
+
+    action.__name__ = f"bulk_{name}"  # the admin tells actions apart by name
+    return admin.action(description=description, permissions=[permission])(action)
+
+
+# --- BulkOperation ------------------------------------------------------------------------
+
+
+class ItemPageFormSet(BaseInlineFormSet):
+    """One page of an operation's items: an operation may have 100,000 of them."""
+
+    per_page = 100
+    page_number = 1
+
+    def get_queryset(self):
+        if not hasattr(self, "_page"):
+            self._page = Paginator(super().get_queryset(), self.per_page).get_page(self.page_number)
+            self._page.object_list = list(self._page.object_list)
+        return self._page.object_list
+
+    @property
+    def page(self):
+        self.get_queryset()
+        return self._page
+
+
+class ItemInline(admin.TabularInline):
+    model = BulkOperationItem
+    formset = ItemPageFormSet
+    template = "admin/bulkops/items_inline.html"
+    fields = ["position", "target_id", "status", "error_code", "error_message", "attempts", "processed_at"]
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.page_number = request.GET.get("items_page", 1)
+        return formset
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(
+    description="Cancel this operation",
+    description_plural="Cancel selected operations",
+    location=[admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM],
+)
+def cancel_operations(modeladmin, request, queryset):
+    cancelled = 0
+    for op_id in queryset.active().values_list("pk", flat=True):
+        try:
+            services.cancel_operation(request.user, op_id)
+        except errors.ItemError:  # finished meanwhile, or not this user's to cancel
+            continue
+        cancelled += 1
+    skipped = queryset.count() - cancelled
+    modeladmin.message_user(request, f"Cancelled {cancelled} operation{'s' * (cancelled != 1)}.")
+    if skipped:
+        modeladmin.message_user(request, f"{skipped} had already finished.", messages.WARNING)
+
+
+@admin.register(BulkOperation)
+class BulkOperationAdmin(admin.ModelAdmin):
+    """Read-only: operations change only through the engine (cancel is an action)."""
+
+    list_display = [
+        "id", "operation_type", "resource_type", "user", "status", "progress",
+        "total_items", "successful_items", "failed_items", "created_at",
+    ]  # fmt: skip
+    list_filter = ["status", "resource_type", "operation_type", "mode", "execution", "dry_run", "created_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "operation_type"]
+    date_hierarchy = "created_at"
+    actions = [cancel_operations]
+    inlines = [ItemInline]
+    readonly_fields = ["pages"]
+
+    @admin.display(description="Progress")
+    def progress(self, op):
+        return f"{op.progress_percentage} %"
+
+    @admin.display(description="See also")
+    def pages(self, op):
+        return format_html(
+            '<a href="{}">Progress page</a> · <a href="{}">Items (JSON)</a> · <a href="{}">Items (CSV)</a>',
+            reverse("bulkops:operation", kwargs={"op_id": op.pk}),
+            reverse("bulk-operation-items", kwargs={"pk": op.pk}),
+            reverse("bulk-operation-items-csv", kwargs={"pk": op.pk}),
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting collects every item in Python; old operations go with cleanup_bulk_operations.
+        return False

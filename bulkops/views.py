@@ -1,0 +1,129 @@
+"""The pages: the history of operations, and one operation's live progress with its buttons.
+
+Thin on purpose: who sees what, cancel, revert and retry are the services' (as for the API);
+another user's or an unknown operation is a 404 here as everywhere.
+"""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from . import errors, registry, services
+from .api.serializers import MAX_ERRORS, operation_links
+from .filtersets import BulkOperationFilterSet
+from .forms import field_label, label_of, menu, page_filters
+from .models import BulkOperation, ItemStatus
+
+PAGE_SIZE = 25
+REFRESH_SECONDS = 3  # how often the page reloads itself while running, with JavaScript off
+
+
+def filter_query(params):
+    """A list's filters as a query string, without the page number (for the page links)."""
+    query = params.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def history_filters(filterset, visible, user):
+    """Menus of what the history holds; the user filter for staff only (others see their own)."""
+    form = page_filters(filterset, hidden=() if user.is_staff else ("user",))
+    kinds = list(visible.order_by().values_list("resource_type", "operation_type").distinct())
+    labels = {name: label_of(resource, name) for resource, name in kinds}
+    form.fields["operation_type"].widget = menu(sorted(labels.items(), key=lambda choice: choice[1]))
+    form.fields["resource_type"].widget = menu((resource, resource) for resource in sorted({r for r, _ in kinds}))
+    if user.is_staff:
+        people = get_user_model().objects.filter(bulk_operations__isnull=False).distinct().order_by("username")
+        form.fields["user"].widget = menu((str(person.pk), person.get_username()) for person in people)
+
+
+@login_required
+def operation_list(request):
+    visible = BulkOperation.objects.visible_to(request.user).select_related("user")
+    filterset = BulkOperationFilterSet(request.GET, queryset=visible)
+    history_filters(filterset, visible, request.user)
+    operations = filterset.qs.order_by("-created_at") if filterset.is_valid() else visible.none()
+    page = Paginator(operations, PAGE_SIZE).get_page(request.GET.get("page"))
+    for op in page:
+        op.label = label_of(op.resource_type, op.operation_type)
+    context = {"filterset": filterset, "page": page, "query": filter_query(request.GET)}
+    return render(request, "bulkops/operation_list.html", context)
+
+
+def eta_text(op):
+    """How long until it finishes, roughly (progress.js words it the same way)."""
+    if op.is_finished or op.estimated_completion is None:
+        return "—"
+    seconds = max(0, round((op.estimated_completion - timezone.now()).total_seconds()))
+    return f"about {seconds} s" if seconds < 120 else f"about {round(seconds / 60)} min"
+
+
+@login_required
+def operation_detail(request, op_id):
+    visible = BulkOperation.objects.visible_to(request.user).select_related("user", "reverts", "retry_of")
+    op = get_object_or_404(visible, pk=op_id)
+    context = {
+        "op": op,
+        "label": label_of(op.resource_type, op.operation_type),
+        "data": [(field_label(name), value) for name, value in op.operation_data.items()],
+        "errors": op.items.filter(status=ItemStatus.FAILED).order_by("position")[:MAX_ERRORS],
+        "eta": eta_text(op),
+        "links": operation_links(request, op),
+        "status_url": reverse("bulk-operation-detail", kwargs={"pk": op.pk}),
+        "refresh_seconds": None if op.is_finished else REFRESH_SECONDS,
+        "can_revert": (
+            op.is_finished
+            and op.successful_items > 0
+            and not op.dry_run
+            and registry.get(op.resource_type, services.REVERT) is not None
+        ),
+        "can_retry": op.is_finished and op.failed_items > 0,
+        "followers": [*op.reverted_by.all(), *op.retried_by.all()],
+    }
+    return render(request, "bulkops/operation_detail.html", context)
+
+
+@login_required
+@require_POST
+def cancel(request, op_id):
+    try:
+        op = services.cancel_operation(request.user, op_id)
+    except errors.NotFound:
+        raise Http404("Bulk operation not found") from None
+    except errors.Conflict as exc:
+        messages.info(request, f"Nothing to cancel: {exc.message[0].lower()}{exc.message[1:]}.")
+    else:
+        messages.success(request, "Cancelled." if op.is_finished else "Cancelling: it stops after the current chunk.")
+    return redirect("bulkops:operation", op_id=op_id)
+
+
+def follow_up(request, op_id, start, done):
+    """Revert or retry: a new operation made from this one, whose page we go to."""
+    try:
+        op, _ = start(request.user, op_id)
+    except errors.NotFound:
+        raise Http404("Bulk operation not found") from None
+    except errors.ItemError as exc:
+        messages.error(request, exc.message)
+        return redirect("bulkops:operation", op_id=op_id)
+    messages.success(request, f"{done} {op.total_items} item{pluralize(op.total_items)}.")
+    return redirect("bulkops:operation", op_id=op.pk)
+
+
+@login_required
+@require_POST
+def revert(request, op_id):
+    return follow_up(request, op_id, services.revert_operation, "Reverting")
+
+
+@login_required
+@require_POST
+def retry(request, op_id):
+    return follow_up(request, op_id, services.retry_operation, "Retrying")

@@ -1,0 +1,271 @@
+"""The pages: /bulk-operations/ (history), /bulk-operations/{id}/ (progress) and its buttons,
+and logging in and out."""
+
+import re
+import uuid
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from bulkops.models import BulkOperation
+from tickets.models import Ticket
+
+from ..factories import AgentFactory, BulkOperationFactory, StaffFactory, TicketFactory, UserFactory
+from .helpers import work_off
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def me(client):
+    user = UserFactory()
+    client.force_login(user)
+    return user
+
+
+def listed(response):
+    return re.findall(r'href="/bulk-operations/([0-9a-f-]{36})/"', response.content.decode())
+
+
+def finished(user, statuses, status="partial", **fields):
+    return BulkOperationFactory(
+        user=user, items=statuses, status=status, started_at=timezone.now(), completed_at=timezone.now(), **fields
+    )
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+def test_the_history_asks_for_a_login(client):
+    assert client.get("/bulk-operations/")["Location"] == "/login/?next=/bulk-operations/"
+
+
+def test_a_user_sees_only_their_own_operations_newest_first(client, me):
+    older = BulkOperationFactory(user=me, created_at=timezone.now() - timezone.timedelta(hours=1))
+    newer = BulkOperationFactory(user=me)
+    BulkOperationFactory()
+    assert listed(client.get("/bulk-operations/")) == [str(newer.pk), str(older.pk)]
+
+
+def test_staff_see_everyone_and_may_filter_by_user(client):
+    staff = StaffFactory()
+    theirs = BulkOperationFactory()
+    mine = BulkOperationFactory(user=staff)
+    client.force_login(staff)
+    assert set(listed(client.get("/bulk-operations/"))) == {str(theirs.pk), str(mine.pk)}
+    assert listed(client.get(f"/bulk-operations/?user={theirs.user_id}")) == [str(theirs.pk)]
+
+
+def test_a_user_is_not_offered_the_user_filter_nor_can_use_it(client, me):
+    other = BulkOperationFactory()
+    response = client.get(f"/bulk-operations/?user={other.user_id}")
+    assert listed(response) == []
+    assert 'name="user"' not in response.content.decode()
+
+
+def test_the_history_filters_by_status_and_type(client, me):
+    done = finished(me, ["succeeded"], status="completed")
+    BulkOperationFactory(user=me)
+    BulkOperationFactory(user=me, status="completed", operation_type="delete")
+    assert listed(client.get("/bulk-operations/?status=completed&operation_type=update_status")) == [str(done.pk)]
+
+
+def test_a_bad_history_filter_lists_nothing_and_says_why(client, me):
+    BulkOperationFactory(user=me)
+    response = client.get("/bulk-operations/?created_after=yesterday")
+    assert response.status_code == 200
+    assert listed(response) == []
+    assert "Enter a valid date/time" in response.content.decode()
+
+
+def test_the_history_is_paginated(client, me):
+    BulkOperationFactory.create_batch(30, user=me)
+    first, second = client.get("/bulk-operations/"), client.get("/bulk-operations/?page=2")
+    assert (len(listed(first)), len(listed(second))) == (25, 5)
+    assert "Page 1 of 2" in first.content.decode()
+
+
+def test_the_history_shows_labels_and_progress(client, me):
+    finished(me, ["succeeded", "failed"])
+    content = client.get("/bulk-operations/").content.decode()
+    assert ">Change status</a>" in content
+    assert '<progress max="100" value="100"' in content
+
+
+def test_the_history_filter_menus_offer_what_the_history_holds(client, me):
+    BulkOperationFactory(user=me, operation_type="delete")
+    BulkOperationFactory(operation_type="set_verification", resource_type="metrics")  # not mine
+    content = client.get("/bulk-operations/").content.decode()
+    assert '<option value="delete">Delete</option>' in content
+    assert '<option value="tickets">tickets</option>' in content
+    assert "set_verification" not in content and '"metrics"' not in content
+
+
+# --- one operation ----------------------------------------------------------------------------
+
+
+def test_an_unknown_or_another_users_operation_is_not_found(client, me):
+    other = BulkOperationFactory()
+    assert client.get(f"/bulk-operations/{other.pk}/").status_code == 404
+    assert client.get(f"/bulk-operations/{uuid.uuid4()}/").status_code == 404
+    assert client.get("/bulk-operations/not-a-uuid/").status_code == 404
+
+
+def test_staff_may_open_anyones_operation(client):
+    op = BulkOperationFactory()
+    client.force_login(StaffFactory())
+    assert client.get(f"/bulk-operations/{op.pk}/").status_code == 200
+
+
+def test_a_running_operation_shows_progress_and_refreshes_itself_without_javascript(client, me):
+    op = BulkOperationFactory(user=me, items=["succeeded", "failed", "pending", "pending"], status="in_progress")
+    content = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in content
+    assert f'<a href="/bulk-operations/{op.pk}/">Refresh</a>' in content
+    assert '<progress max="100" value="50"' in content
+    assert '<dd data-field="processed_items">2</dd>' in content
+    assert '<dd data-field="failed_items">1</dd>' in content
+    assert 'aria-live="polite"' in content
+    assert f'data-ws-path="/ws/bulk-operations/{op.pk}/"' in content
+    assert f'data-status-url="/api/v1/bulk-operations/{op.pk}/"' in content
+    assert "Cancel operation" in content
+    assert "about " in content  # time left
+
+
+def test_a_finished_operation_stops_refreshing_and_offers_revert_retry_and_csv(client, me):
+    op = finished(me, ["succeeded", "failed"])
+    content = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    assert "http-equiv" not in content
+    assert ">Refresh</a>" not in content
+    assert "Cancel operation" not in content
+    assert f'action="/bulk-operations/{op.pk}/revert/"' in content
+    assert f'action="/bulk-operations/{op.pk}/retry/"' in content
+    assert f'href="http://testserver/api/v1/bulk-operations/{op.pk}/items.csv"' in content
+
+
+def test_revert_and_retry_are_offered_only_where_they_apply(client, me):
+    clean = finished(me, ["succeeded"], status="completed")
+    failed = finished(me, ["failed"], status="failed")
+    dry = finished(me, ["succeeded"], status="completed", dry_run=True)
+    content = {op: client.get(f"/bulk-operations/{op.pk}/").content.decode() for op in (clean, failed, dry)}
+    assert "/revert/" in content[clean] and "/retry/" not in content[clean]
+    assert "/revert/" not in content[failed] and "/retry/" in content[failed]
+    assert "/revert/" not in content[dry]
+
+
+def test_the_error_table_shows_the_first_100_failures_and_links_to_all(client, me):
+    op = finished(me, ["failed"] * 105, status="failed")
+    content = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    assert "The first 100 of 105 failed items" in content
+    assert content.count("<code>NOT_FOUND</code>") == 100
+    assert f'href="http://testserver/api/v1/bulk-operations/{op.pk}/items/?status=failed"' in content
+
+
+# --- cancel, revert, retry ---------------------------------------------------------------------
+
+
+def test_cancel_stops_a_pending_operation_at_once(client, me):
+    op = BulkOperationFactory(user=me, items=["pending"] * 3)
+    response = client.post(f"/bulk-operations/{op.pk}/cancel/")
+    assert response["Location"] == f"/bulk-operations/{op.pk}/"
+    op.refresh_from_db()
+    assert (op.status, op.skipped_items) == ("cancelled", 3)
+    assert "Cancelled." in client.get(response["Location"]).content.decode()
+
+
+def test_cancel_of_a_running_operation_asks_the_workers_to_stop(client, me):
+    op = BulkOperationFactory(user=me, items=["succeeded", "pending"], status="in_progress")
+    client.post(f"/bulk-operations/{op.pk}/cancel/")
+    op.refresh_from_db()
+    assert op.status == "cancelling"
+    assert "Cancelling…" in client.get(f"/bulk-operations/{op.pk}/").content.decode()
+
+
+def test_cancel_of_a_finished_operation_says_so(client, me):
+    op = finished(me, ["succeeded"], status="completed")
+    response = client.post(f"/bulk-operations/{op.pk}/cancel/", follow=True)
+    assert "Nothing to cancel: operation already completed." in response.content.decode()
+
+
+def test_no_one_can_cancel_revert_or_retry_another_users_operation(client, me):
+    other = finished(UserFactory(), ["succeeded", "failed"])
+    for verb in ("cancel", "revert", "retry"):
+        assert client.post(f"/bulk-operations/{other.pk}/{verb}/").status_code == 404
+    assert not BulkOperation.objects.exclude(pk=other.pk).exists()
+
+
+def test_the_buttons_need_a_post_a_login_and_a_csrf_token(me):
+    op = BulkOperationFactory(user=me, items=["pending"])
+    anonymous = Client()
+    assert anonymous.post(f"/bulk-operations/{op.pk}/cancel/")["Location"].startswith("/login/")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(me)
+    assert strict.get(f"/bulk-operations/{op.pk}/cancel/").status_code == 405
+    assert strict.post(f"/bulk-operations/{op.pk}/cancel/").status_code == 403
+    op.refresh_from_db()
+    assert op.status == "pending"
+
+
+def test_revert_of_nothing_says_why_and_stays(client, me):
+    op = finished(me, ["failed"], status="failed")
+    response = client.post(f"/bulk-operations/{op.pk}/revert/", follow=True)
+    assert response.redirect_chain == [(f"/bulk-operations/{op.pk}/", 302)]
+    assert "Nothing to revert" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revert_and_retry_start_new_operations_and_open_them():
+    agent = AgentFactory()
+    client = Client()
+    client.force_login(agent)
+    tickets = TicketFactory.create_batch(2, status="open")
+    closed = TicketFactory(status="closed")
+    response = client.post(
+        "/tickets/bulk/",
+        {
+            "operation": "update_status",
+            "ids": [t.pk for t in [*tickets, closed]],
+            "step": "start",
+            "data-status": "pending",
+        },
+    )
+    work_off()
+    original = BulkOperation.objects.get()
+
+    response = client.post(f"/bulk-operations/{original.pk}/retry/")
+    retry = BulkOperation.objects.get(retry_of=original)
+    assert response["Location"] == f"/bulk-operations/{retry.pk}/"
+    assert list(retry.items.values_list("target_id", flat=True)) == [str(closed.pk)]
+
+    response = client.post(f"/bulk-operations/{original.pk}/revert/")
+    revert = BulkOperation.objects.get(reverts=original)
+    assert response["Location"] == f"/bulk-operations/{revert.pk}/"
+    work_off()
+    assert set(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == {"open"}
+    content = client.get(f"/bulk-operations/{original.pk}/").content.decode()
+    assert "Followed by:" in content
+
+
+# --- logging in and out --------------------------------------------------------------------------
+
+
+def test_a_person_logs_in_on_the_login_page_and_lands_on_the_tickets(client):
+    UserFactory(username="ann")
+    page = client.get("/login/").content.decode()
+    assert '<label for="id_username">' in page and '<label for="id_password">' in page
+    response = client.post("/login/", {"username": "ann", "password": "pw"})
+    assert response["Location"] == "/tickets/"
+
+
+def test_a_wrong_password_is_refused_on_the_page(client):
+    UserFactory(username="ann")
+    response = client.post("/login/", {"username": "ann", "password": "nope"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+
+
+def test_logging_out_is_a_post_and_ends_the_session(client, me):
+    response = client.post("/logout/")
+    assert response["Location"] == "/login/"
+    assert client.get("/tickets/").status_code == 302

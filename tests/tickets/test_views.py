@@ -1,0 +1,275 @@
+import re
+
+import pytest
+from django.test import Client
+
+from bulkops.api.serializers import public_names
+from bulkops.models import BulkOperation
+from tickets.models import Ticket
+
+from ..bulkops.helpers import work_off
+from ..factories import AgentFactory, CategoryFactory, TicketFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def agent_client(agent, client):
+    client.force_login(agent)
+    return client
+
+
+def rows(response):
+    """The ticket ids the list shows, in order."""
+    return [int(pk) for pk in re.findall(r'name="ids" value="(\d+)"', response.content.decode())]
+
+
+def bulk(client, operation="update_status", step=None, **fields):
+    data = {"operation": operation, "query": "", **fields}
+    if step:
+        data["step"] = step
+    return client.post("/tickets/bulk/", data)
+
+
+# --- the list -------------------------------------------------------------------------
+
+
+def test_the_list_asks_for_a_login(client):
+    response = client.get("/tickets/?status=open")
+    assert response.status_code == 302
+    assert response["Location"] == "/login/?next=/tickets/%3Fstatus%3Dopen"
+
+
+def test_the_home_page_leads_to_the_list(agent_client):
+    assert agent_client.get("/")["Location"] == "/tickets/"
+
+
+def test_a_requester_sees_only_their_own_tickets(client):
+    me = UserFactory()
+    mine = TicketFactory(requester=me)
+    TicketFactory()
+    client.force_login(me)
+    assert rows(client.get("/tickets/")) == [mine.pk]
+
+
+def test_the_list_filters_like_the_api(agent_client):
+    printer = TicketFactory(title="Printer on fire", status="open", priority="high")
+    TicketFactory(title="Printer jammed", status="closed", priority="high")
+    TicketFactory(title="Mouse", status="open", priority="high")
+    response = agent_client.get("/tickets/?status=open&priority=high&search=printer")
+    assert rows(response) == [printer.pk]
+    assert "1 ticket</caption>" in response.content.decode()
+
+
+def test_staff_may_list_only_the_deleted_tickets(client, staff):
+    TicketFactory()
+    deleted = TicketFactory(is_deleted=True)
+    client.force_login(staff)
+    response = client.get("/tickets/?is_deleted=true")
+    assert rows(response) == [deleted.pk]
+    assert '<span class="badge">deleted</span>' in response.content.decode()
+
+
+def test_people_filter_by_name_and_only_staff_by_deletion(agent_client):
+    UserFactory(username="zoe")
+    content = agent_client.get("/tickets/").content.decode()
+    assert "zoe</option>" in content
+    assert 'name="is_deleted"' not in content
+
+
+def test_an_invalid_filter_shows_its_error_and_no_tickets(agent_client):
+    TicketFactory()
+    response = agent_client.get("/tickets/?status=nonsense")
+    assert response.status_code == 200
+    assert rows(response) == []
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_the_list_is_paginated_and_keeps_the_filter_across_pages(agent_client):
+    tickets = TicketFactory.create_batch(55, status="pending")
+    first = agent_client.get("/tickets/?status=pending")
+    second = agent_client.get("/tickets/?status=pending&page=2")
+    assert rows(first) == [t.pk for t in reversed(tickets)][:50]
+    assert rows(second) == [t.pk for t in reversed(tickets)][50:]
+    assert 'href="?status=pending&amp;page=2"' in first.content.decode()
+
+
+def test_select_all_offers_every_matching_ticket_not_only_the_page(agent_client):
+    TicketFactory.create_batch(55)
+    content = agent_client.get("/tickets/").content.decode()
+    assert "Select all 55 tickets matching the filter" in content
+    assert 'name="select_across"' in content
+
+
+def test_the_action_menu_offers_every_ticket_operation_a_person_may_start(agent_client):
+    content = agent_client.get("/tickets/").content.decode()
+    offered = re.findall(r'<option value="(\w+)">', content.split('id="operation"')[1].split("</select>")[0])
+    assert sorted(offered) == sorted(public_names("tickets"))
+    assert {"update_status", "assign", "add_comment", "delete"} <= set(offered)
+    assert "revert" not in offered  # started from an operation's page, not from a selection
+
+
+# --- the bulk action: form, confirmation, start ------------------------------------------
+
+
+def test_the_first_step_shows_the_actions_form_and_the_count(agent_client):
+    tickets = TicketFactory.create_batch(3)
+    response = bulk(agent_client, ids=[t.pk for t in tickets])
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "3 tickets selected" in content
+    assert 'name="data-status"' in content
+    assert 'value="resolved"' in content
+
+
+def test_the_assign_form_offers_people_and_nobody(agent_client):
+    ticket = TicketFactory()
+    bob = UserFactory(username="bob")
+    content = bulk(agent_client, "assign", ids=[ticket.pk]).content.decode()
+    assert f'<option value="{bob.pk}">bob</option>' in content
+    assert "— none —" in content
+
+
+def test_nothing_selected_goes_back_to_the_list_with_a_message(agent_client):
+    response = bulk(agent_client, ids=[], query="status=open")
+    assert response.status_code == 302
+    assert response["Location"] == "/tickets/?status=open"
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "Select at least one ticket, or all tickets matching the filter." in page
+
+
+def test_an_unknown_or_internal_operation_is_refused(agent_client):
+    ticket = TicketFactory()
+    for name in ("explode", "revert"):
+        response = bulk(agent_client, name, ids=[ticket.pk])
+        assert response.status_code == 302
+    assert not BulkOperation.objects.exists()
+
+
+def test_a_malformed_ticket_id_is_refused_without_an_error_page(agent_client):
+    for bad in ("abc", "99999999999999999999999"):
+        assert bulk(agent_client, ids=[bad]).status_code == 302
+
+
+def test_tickets_the_user_cannot_see_are_not_counted(client):
+    me = UserFactory()
+    mine = TicketFactory(requester=me)
+    other = TicketFactory()
+    client.force_login(me)
+    response = bulk(client, "add_comment", ids=[mine.pk, other.pk])
+    assert "1 ticket selected" in response.content.decode()
+
+
+def test_the_confirmation_says_how_many_tickets_will_change_and_how(agent_client):
+    tickets = TicketFactory.create_batch(4)
+    response = bulk(
+        agent_client,
+        step="confirm",
+        ids=[t.pk for t in tickets],
+        **{"data-status": "resolved", "data-description": "Fixed"},
+    )
+    content = response.content.decode()
+    assert '<strong id="confirm-count">4 tickets</strong> will change.' in content
+    assert "<dt>Status</dt><dd>Resolved</dd>" in content
+    assert "<dt>Reason</dt><dd>Fixed</dd>" in content
+    assert not BulkOperation.objects.exists()
+
+
+def test_an_invalid_form_is_shown_again_with_its_error(agent_client):
+    ticket = TicketFactory()
+    response = bulk(agent_client, step="confirm", ids=[ticket.pk], **{"data-status": "sleeping"})
+    content = response.content.decode()
+    assert "Select a valid choice" in content
+    assert "Review…" in content
+
+
+def test_only_offered_people_and_categories_can_be_chosen(agent_client):
+    ticket = TicketFactory()
+    response = bulk(agent_client, "assign", step="confirm", ids=[ticket.pk], **{"data-assignee_id": "999999"})
+    assert "Select a valid choice" in response.content.decode()
+    category = CategoryFactory()
+    response = bulk(agent_client, "set_category", step="confirm", ids=[ticket.pk], **{"data-category_id": category.pk})
+    assert "<dt>Category</dt><dd>" + category.name in response.content.decode()
+
+
+def test_going_back_from_the_confirmation_keeps_the_values(agent_client):
+    ticket = TicketFactory()
+    response = bulk(agent_client, step="edit", ids=[ticket.pk], **{"data-status": "pending"})
+    assert '<option value="pending" selected>' in response.content.decode()
+
+
+def test_starting_creates_an_async_operation_and_opens_its_progress_page(agent_client, agent):
+    tickets = TicketFactory.create_batch(3)
+    response = bulk(
+        agent_client, step="start", ids=[t.pk for t in tickets], **{"data-status": "closed", "data-description": "Tidy"}
+    )
+    op = BulkOperation.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/bulk-operations/{op.pk}/"
+    assert (op.user, op.resource_type, op.operation_type, op.execution) == (agent, "tickets", "update_status", "async")
+    assert op.operation_data == {"status": "closed"}
+    assert op.metadata == {"description": "Tidy"}
+    assert sorted(op.items.values_list("target_id", flat=True)) == sorted(str(t.pk) for t in tickets)
+
+
+def test_optional_fields_left_empty_are_left_unchanged(agent_client):
+    ticket = TicketFactory()
+    bulk(agent_client, "update_fields", step="start", ids=[ticket.pk], **{"data-priority": "urgent", "data-status": ""})
+    assert BulkOperation.objects.get().operation_data == {"priority": "urgent"}
+
+
+def test_an_empty_assignee_unassigns(agent_client):
+    ticket = TicketFactory()
+    bulk(agent_client, "assign", step="start", ids=[ticket.pk], **{"data-assignee_id": ""})
+    assert BulkOperation.objects.get().operation_data == {"assignee_id": None}
+
+
+def test_select_all_takes_every_ticket_the_filter_matches_not_the_page(agent_client):
+    matching = TicketFactory.create_batch(60, priority="high")
+    TicketFactory.create_batch(5, priority="low")
+    form = bulk(agent_client, "set_priority", select_across="1", query="priority=high")
+    assert "60 tickets selected: every ticket matching the filter" in form.content.decode()
+    bulk(
+        agent_client, "set_priority", step="start", select_across="1", query="priority=high", **{"data-priority": "low"}
+    )
+    op = BulkOperation.objects.get()
+    assert op.total_items == 60
+    assert list(op.items.order_by("position").values_list("target_id", flat=True)) == [str(t.pk) for t in matching]
+
+
+def test_too_many_active_operations_is_said_on_the_confirmation(agent_client, settings):
+    settings.BULKOPS_MAX_ACTIVE_PER_USER = 0
+    ticket = TicketFactory()
+    response = bulk(agent_client, step="start", ids=[ticket.pk], **{"data-status": "closed"})
+    assert response.status_code == 200
+    assert "Too many pending or running operations" in response.content.decode()
+    assert not BulkOperation.objects.exists()
+
+
+def test_the_bulk_steps_need_a_login_a_post_and_a_csrf_token(client, agent):
+    ticket = TicketFactory()
+    assert client.post("/tickets/bulk/", {"operation": "delete", "ids": [ticket.pk]}).status_code == 302
+    client.force_login(agent)
+    assert client.get("/tickets/bulk/").status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(agent)
+    data = {"operation": "delete", "ids": [ticket.pk], "step": "start"}
+    assert strict.post("/tickets/bulk/", data).status_code == 403
+    assert not BulkOperation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_started_action_changes_the_tickets_on_a_worker():
+    agent = AgentFactory()
+    client = Client()
+    client.force_login(agent)
+    tickets = TicketFactory.create_batch(3, status="open")
+    closed = TicketFactory(status="closed")
+    ids = [t.pk for t in [*tickets, closed]]
+    bulk(client, step="start", ids=ids, **{"data-status": "resolved"})
+    work_off()
+    op = BulkOperation.objects.get()
+    assert (op.status, op.successful_items, op.failed_items) == ("partial", 3, 1)
+    assert set(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == {"resolved"}
+    page = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    assert "INVALID_TRANSITION" in page

@@ -1,0 +1,89 @@
+"""The /tickets/ page's bulk selection, and the menus the ticket operations' forms show."""
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.http import QueryDict
+
+from bulkops import registry
+from bulkops.forms import menu, operation_choices, page_filters
+
+from .filtersets import TicketFilterSet
+from .models import Category
+
+MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
+
+
+def user_choices():
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    return [(str(pk), name) for pk, name in users.values_list("pk", "username")]
+
+
+def category_choices():
+    return [(str(pk), name) for pk, name in Category.objects.order_by("name").values_list("pk", "name")]
+
+
+# Menus instead of bare ids in the operation forms, on the page and in the admin alike.
+DATA_CHOICES = {"assignee_id": user_choices, "category_id": category_choices}
+
+
+def list_filters(filterset, user):
+    """The list's filters: people by name; deleted tickets are for staff only."""
+    form = page_filters(filterset, hidden=() if user.is_staff else ("is_deleted",))
+    people = user_choices()
+    for name in ("assignee", "requester"):
+        form.fields[name].widget = menu(people, "Anyone")
+    form.fields["category"].empty_label = "Any"
+    if "is_deleted" in form.fields:
+        form.fields["is_deleted"].label = "Deleted"
+        form.fields["is_deleted"].widget = menu([("false", "No"), ("true", "Yes")])
+    return form
+
+
+class IdListField(forms.Field):
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        try:
+            ids = {int(v) for v in value or []}
+        except (TypeError, ValueError):
+            raise forms.ValidationError("A ticket id must be a whole number.") from None
+        if any(not 0 < pk <= MAX_ID for pk in ids):
+            raise forms.ValidationError("No ticket has that id.")
+        return sorted(ids)
+
+
+class SelectionForm(forms.Form):
+    """Which operation, on which tickets: those ticked, or every ticket the list's filter
+    matches (`select_across`), not only the ones on the page.
+
+    After validation, `definition` is the operation and `tickets` the queryset to change."""
+
+    operation = forms.ChoiceField(label="Action")
+    ids = IdListField(required=False)
+    select_across = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    query = forms.CharField(required=False, widget=forms.HiddenInput)  # the list's filters
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["operation"].choices = operation_choices("tickets")
+
+    def clean(self):
+        cleaned = super().clean()
+        if "operation" not in cleaned or "ids" not in cleaned:
+            return cleaned
+        self.definition = registry.get("tickets", cleaned["operation"])
+        visible = self.definition.visible(self.user)
+        if cleaned["select_across"]:
+            filterset = TicketFilterSet(QueryDict(cleaned["query"]), queryset=visible)
+            if not filterset.is_valid():
+                raise forms.ValidationError("The list's filter is not valid; correct it and select again.")
+            self.tickets = filterset.qs
+        elif cleaned["ids"]:
+            self.tickets = visible.filter(pk__in=cleaned["ids"])
+        else:
+            raise forms.ValidationError("Select at least one ticket, or all tickets matching the filter.")
+        self.count = self.tickets.count()
+        if not self.count:
+            raise forms.ValidationError("No ticket you can see matches this selection.")
+        return cleaned
