@@ -1,7 +1,8 @@
 """One error body for the whole API: {"error": {"code", "message", "details"}}."""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -27,6 +28,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):  # a model or form check: bad input, not a crash
+        exc = exceptions.ValidationError(getattr(exc, "message_dict", None) or exc.messages)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -38,8 +41,17 @@ def exception_handler(exc, context):
     else:
         message = str(data.get("detail", exc)) if isinstance(data, dict) else str(data)
         details = None
-    response.data = {"error": {"code": code, "message": message, "details": details}}
+    response.data = error_body(code, message, details)
     return response
+
+
+def error_body(code, message, details=None):
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def error_response(status, code, message):
+    """The same body outside DRF (middleware, error pages)."""
+    return JsonResponse(error_body(code, message), status=status)
 
 
 def first_message(data, prefix=""):

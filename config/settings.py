@@ -6,6 +6,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from . import defaults
+from .logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -50,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -77,11 +81,11 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bulkops")
+DATABASE_URL = os.environ.get("DATABASE_URL", defaults.DATABASE_URL)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("REDIS_URL", defaults.REDIS_URL)
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CHANNEL_LAYERS = {
     "default": {
@@ -117,8 +121,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
@@ -133,6 +142,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets that share a field name (`status`, `resource_type`): a name each, not a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "TicketStatusEnum": "tickets.models.Status",
+        "OperationStatusEnum": "bulkops.models.Status",
+        "ItemStatusEnum": "bulkops.models.ItemStatus",
+        "BatchResourceTypeEnum": ["categories", "metrics", "tickets"],  # POST /api/v1/batch/get/
+    },
 }
 
 # Bulk engine settings; each can be set by the environment variable of the same name.
@@ -152,12 +168,9 @@ BULKOPS_IDEMPOTENCY_HOURS = env_int("BULKOPS_IDEMPOTENCY_HOURS", 24)
 BULKOPS_WEBHOOK_ALLOW_PRIVATE = env_bool("BULKOPS_WEBHOOK_ALLOW_PRIVATE")
 BULKOPS_WS_TICKET_MAX_AGE = env_int("BULKOPS_WS_TICKET_MAX_AGE", 300)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "rq.worker": {"level": "WARNING"}},
-}
+# Prometheus scrapers have no session: /metrics is open unless a bearer token is set.
+BULKOPS_METRICS_TOKEN = os.environ.get("BULKOPS_METRICS_TOKEN", "")
+
+# LOG_FORMAT=json (default: one object per line, `extra` fields as keys) or plain.
+LOGGING = logging_config(os.environ.get("LOG_FORMAT", "json"), os.environ.get("LOG_LEVEL", "INFO"))
 logging.getLogger(__name__).debug("settings loaded: db=%s", DATABASES["default"]["ENGINE"])

@@ -1,12 +1,14 @@
 import django_filters
 from django.db.models import Q
 
+from tickets.filtersets import IdFilter
+
 from .models import Metric, Verification
 
 
 class MetricFilterSet(django_filters.FilterSet):
     verification = django_filters.MultipleChoiceFilter(choices=Verification.choices)
-    owner = django_filters.NumberFilter(field_name="owner_id")
+    owner = IdFilter(field_name="owner_id")
     search = django_filters.CharFilter(method="filter_search", label="Search")
 
     class Meta:

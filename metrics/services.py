@@ -49,6 +49,13 @@ def apply_update(metric, ctx, changes, *, expected_version=None):
     return change
 
 
+def create(ctx, data):
+    """A new metric owned by the actor."""
+    metric = Metric.objects.create(owner=ctx.actor, **data)
+    metric.user_role = Role.OWNER
+    return metric
+
+
 def save(changes):
     update_rows(Metric, [c.metric for c in changes if c.changed], SAVED_FIELDS)
 
@@ -70,7 +77,10 @@ def change(metric_id, ctx, apply, *args, **kwargs):
 
 
 def share(metric_id, actor, user, role):
-    """Give `user` a role on a metric; owner and full_access may share, never above their own."""
+    """Give `user` a role on a metric (replacing the one they had) ⇒ (permission, created).
+
+    Owner and full_access may share, up to full_access: the owner role is the owner FK's alone.
+    """
     with transaction.atomic():
         metric = lock(actor, [metric_id]).get(metric_id)
         if metric is None:
@@ -78,5 +88,6 @@ def share(metric_id, actor, user, role):
         check_role(metric, Role.FULL_ACCESS, "share")
         if role == Role.OWNER:
             raise errors.ValidationFailed("The owner role cannot be shared")
-        permission, _ = MetricPermission.objects.update_or_create(metric=metric, user=user, defaults={"role": role})
-    return permission
+        if user.pk == metric.owner_id:
+            raise errors.ValidationFailed("The owner already holds every role on this metric")
+        return MetricPermission.objects.update_or_create(metric=metric, user=user, defaults={"role": role})

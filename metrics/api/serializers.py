@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from bulkops.api.mixins import FieldSelectionMixin
 from bulkops.operations import StrictSerializer
+from tickets.api.serializers import TextField
 
 from ..models import Metric, MetricPermission, Role, Verification
 
@@ -29,9 +30,9 @@ class MetricSerializer(FieldSelectionMixin, serializers.ModelSerializer):
 
 
 class MetricChangesSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(allow_blank=True, required=False)
-    definition = serializers.CharField(allow_blank=True, required=False)
+    name = TextField(max_length=200, required=False)
+    description = TextField(allow_blank=True, required=False)
+    definition = TextField(allow_blank=True, required=False)
     verification = serializers.ChoiceField(choices=Verification.choices, required=False)
 
 
@@ -45,10 +46,10 @@ class MetricPatchSerializer(MetricChangesSerializer):
 
 
 class MetricCreateSerializer(MetricChangesSerializer):
-    name = serializers.CharField(max_length=200)
+    name = TextField(max_length=200)
 
 
-class MetricPermissionSerializer(serializers.ModelSerializer):
+class MetricPermissionSerializer(FieldSelectionMixin, serializers.ModelSerializer):
     user_id = serializers.IntegerField(read_only=True)
 
     class Meta:

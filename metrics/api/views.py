@@ -1,9 +1,10 @@
+import uuid
+
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from bulkops import errors
 from bulkops.operations import Context
 
 from .. import services
@@ -21,25 +22,34 @@ from .serializers import (
 class MetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Metrics: list (filters), create, retrieve, PATCH, sharing."""
 
+    queryset = Metric.objects.none()  # the model, for the schema; get_queryset says what a user sees
     serializer_class = MetricSerializer
     filterset_class = MetricFilterSet
-    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
 
     def get_queryset(self):
         return Metric.objects.visible_to(self.request.user).order_by("name", "id")
 
     def get_object(self):
-        metric = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
+        metric = self.get_queryset().filter(pk=self.metric_id()).first()
         if metric is None:
-            raise errors.NotFound("Metric not found")
+            raise exceptions.NotFound("Metric not found")
         return metric
+
+    def metric_id(self):
+        # DRF's NotFound, not errors.NotFound: OPTIONS on the list calls get_object() (the
+        # collection takes PUT) and expects an APIException when there is no object.
+        try:
+            return uuid.UUID(str(self.kwargs.get("pk")))
+        except ValueError:
+            raise exceptions.NotFound("Metric not found") from None
 
     @extend_schema(request=MetricCreateSerializer, responses={201: MetricSerializer})
     def create(self, request):
         data = MetricCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        metric = Metric.objects.create(owner=request.user, **data.validated_data)
-        return Response(MetricSerializer(self.get_queryset().get(pk=metric.pk)).data, status=status.HTTP_201_CREATED)
+        metric = services.create(Context(actor=request.user), data.validated_data)
+        return Response(MetricSerializer(metric).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MetricPatchSerializer, responses={200: MetricSerializer})
     def partial_update(self, request, pk=None):
@@ -48,20 +58,27 @@ class MetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         changes = dict(data.validated_data)
         version = changes.pop("version", None)
         change = services.change(
-            self.kwargs["pk"], Context(actor=request.user), services.apply_update, changes, expected_version=version
+            self.metric_id(), Context(actor=request.user), services.apply_update, changes, expected_version=version
         )
         return Response(MetricSerializer(change.metric).data)
 
     @extend_schema(methods=["get"], responses={200: MetricPermissionSerializer(many=True)})
-    @extend_schema(methods=["post"], request=ShareSerializer, responses={201: MetricPermissionSerializer})
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(
+        methods=["post"],
+        request=ShareSerializer,
+        responses={201: MetricPermissionSerializer, 200: MetricPermissionSerializer},
+    )
+    @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
     def permissions(self, request, pk=None):
+        """Who the metric is shared with (any role may look); owner and full_access share."""
         if request.method == "POST":
             data = ShareSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            permission = services.share(
-                self.kwargs["pk"], request.user, data.validated_data["user_id"], data.validated_data["role"]
+            permission, created = services.share(
+                self.metric_id(), request.user, data.validated_data["user_id"], data.validated_data["role"]
             )
-            return Response(MetricPermissionSerializer(permission).data, status=status.HTTP_201_CREATED)
-        metric = self.get_object()
-        return Response(MetricPermissionSerializer(metric.permissions.order_by("created_at"), many=True).data)
+            code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            return Response(MetricPermissionSerializer(permission).data, status=code)
+        permissions = self.get_object().permissions.order_by("created_at", "id")
+        context = self.get_serializer_context()
+        return Response(MetricPermissionSerializer(permissions, many=True, context=context).data)

@@ -1,5 +1,6 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from bulkops.api.mixins import FieldSelectionMixin
 from bulkops.operations import StrictSerializer
@@ -7,7 +8,21 @@ from bulkops.operations import StrictSerializer
 from ..models import Category, Comment, Priority, Status, Ticket, TicketEvent
 
 
-class CategorySerializer(FieldSelectionMixin, serializers.ModelSerializer):
+class TextField(serializers.CharField):
+    """A string and only a string: DRF's CharField would quietly take 12 as "12"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class CategorySerializer(FieldSelectionMixin, StrictSerializer, serializers.ModelSerializer):
+    name = TextField(
+        max_length=100,
+        validators=[UniqueValidator(Category.objects.all(), message="A category with this name already exists.")],
+    )
+
     class Meta:
         model = Category
         fields = ["id", "name", "created_at"]
@@ -42,8 +57,8 @@ def validate_category_id(value):
 class TicketChangesSerializer(StrictSerializer):
     """The fields a change may set: PATCH, the collection PATCH, batch and bulk data."""
 
-    title = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(allow_blank=True, required=False)
+    title = TextField(max_length=200, required=False)
+    description = TextField(allow_blank=True, required=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     category_id = serializers.IntegerField(allow_null=True, required=False, validators=[validate_category_id])
@@ -60,7 +75,7 @@ class TicketPatchSerializer(TicketChangesSerializer):
 
 
 class TicketCreateSerializer(TicketChangesSerializer):
-    title = serializers.CharField(max_length=200)
+    title = TextField(max_length=200)
     requester_id = serializers.IntegerField(required=False, validators=[validate_user_id])
 
 
@@ -75,7 +90,7 @@ class CommentSerializer(FieldSelectionMixin, serializers.ModelSerializer):
 
 
 class CommentCreateSerializer(StrictSerializer):
-    body = serializers.CharField(max_length=10_000)
+    body = TextField(max_length=10_000)
 
 
 class TicketEventSerializer(FieldSelectionMixin, serializers.ModelSerializer):

@@ -1,9 +1,7 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-
-from bulkops import errors
 
 from .. import services
 from ..filtersets import TicketFilterSet
@@ -26,23 +24,26 @@ def context_of(request):
 class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """Tickets: list (filters), create, retrieve, PATCH, DELETE (soft), history, comments."""
 
+    queryset = Ticket.objects.none()  # the model, for the schema; get_queryset says what a user sees
     serializer_class = TicketSerializer
     filterset_class = TicketFilterSet
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
         return Ticket.objects.visible_to(self.request.user).order_by("id")
 
     def get_object(self):
-        ticket = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
+        ticket = self.get_queryset().filter(pk=self.ticket_id()).first()
         if ticket is None:
-            raise errors.NotFound("Ticket not found")
+            raise exceptions.NotFound("Ticket not found")
         return ticket
 
     def ticket_id(self):
+        # An APIException, as DRF's own get_object raises (OPTIONS relies on it).
         try:
-            return int(self.kwargs["pk"])
-        except ValueError:
-            raise errors.NotFound("Ticket not found") from None
+            return int(self.kwargs.get("pk"))
+        except (TypeError, ValueError):
+            raise exceptions.NotFound("Ticket not found") from None
 
     @extend_schema(request=TicketCreateSerializer, responses={201: TicketSerializer})
     def create(self, request):
@@ -68,13 +69,13 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: TicketSerializer})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], filterset_class=None)
     def restore(self, request, pk=None):
         change = services.change(self.ticket_id(), context_of(request), services.apply_restore, include_deleted=True)
         return Response(TicketSerializer(change.ticket).data)
 
     @extend_schema(responses={200: TicketEventSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filterset_class=None)
     def history(self, request, pk=None):
         events = self.get_object().events.order_by("created_at", "id")
         page = self.paginate_queryset(events)
@@ -82,7 +83,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 
     @extend_schema(methods=["get"], responses={200: CommentSerializer(many=True)})
     @extend_schema(methods=["post"], request=CommentCreateSerializer, responses={201: CommentSerializer})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], filterset_class=None)
     def comments(self, request, pk=None):
         if request.method == "POST":
             data = CommentCreateSerializer(data=request.data)
@@ -102,7 +103,13 @@ class IsAgentOrReadOnly(permissions.BasePermission):
 
 
 class CategoryViewSet(viewsets.ModelViewSet):
+    """Categories: everyone reads, agents write; a category in use cannot be deleted (409)."""
+
     queryset = Category.objects.order_by("name")
     serializer_class = CategorySerializer
     permission_classes = [permissions.IsAuthenticated, IsAgentOrReadOnly]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    lookup_value_regex = "[0-9]+"
+
+    def perform_destroy(self, instance):
+        services.delete_category(instance)

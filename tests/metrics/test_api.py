@@ -1,0 +1,308 @@
+"""/api/v1/metrics/: list, create, retrieve, PATCH, permissions (SPEC §2.2, §5.1)."""
+
+import uuid
+
+import pytest
+
+from metrics.models import Metric, MetricPermission
+
+from ..factories import MetricFactory, MetricPermissionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/metrics/"
+METRIC_KEYS = {
+    "id", "name", "description", "definition", "verification", "owner", "role", "version", "created_at", "updated_at",
+}  # fmt: skip
+
+
+def url(metric, suffix=""):
+    return f"{URL}{metric.pk}/{suffix}"
+
+
+def holder(role):
+    """A metric and a user with `role` on it (None: no role at all)."""
+    metric = MetricFactory()
+    if role == "owner":
+        return metric, metric.owner
+    user = UserFactory()
+    if role:
+        MetricPermissionFactory(metric=metric, user=user, role=role)
+    return metric, user
+
+
+# --- list, retrieve, fields ------------------------------------------------------------------
+
+
+def test_a_user_lists_the_metrics_they_hold_a_role_on(client_for, user):
+    owned = MetricFactory(owner=user, name="A owned")
+    viewed = MetricPermissionFactory(user=user, role="can_view", metric__name="B viewed").metric
+    MetricFactory(name="C hidden")
+    body = client_for(user).get(URL).json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert [(m["id"], m["role"]) for m in body["results"]] == [(str(owned.pk), "owner"), (str(viewed.pk), "can_view")]
+    assert set(body["results"][0]) == METRIC_KEYS
+
+
+def test_staff_list_every_metric_as_owner(client_for, staff):
+    MetricFactory.create_batch(2)
+    body = client_for(staff).get(URL).json()
+    assert body["count"] == 2
+    assert {m["role"] for m in body["results"]} == {"owner"}
+
+
+@pytest.mark.parametrize("role", ["can_view", "can_edit", "full_access", "owner"])
+def test_every_role_retrieves_the_metric(client_for, role):
+    metric, user = holder(role)
+    body = client_for(user).get(url(metric)).json()
+    assert (body["id"], body["name"], body["owner"], body["role"]) == (
+        str(metric.pk),
+        metric.name,
+        metric.owner_id,
+        role,
+    )
+
+
+def test_no_role_is_404_never_403(client_for):
+    metric, user = holder(None)
+    response = client_for(user).get(url(metric))
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "NOT_FOUND", "message": "Metric not found", "details": None}}
+
+
+def test_a_missing_metric_looks_like_a_hidden_one(client_for, user):
+    assert client_for(user).get(f"{URL}{uuid.uuid4()}/").json() == client_for(user).get(url(MetricFactory())).json()
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "------------------------------------", "1234"])
+def test_a_malformed_id_is_404(client_for, user, bad_id):
+    response = client_for(user).get(f"{URL}{bad_id}/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_fields_selects_what_list_and_retrieve_return(client_for):
+    metric, user = holder("owner")
+    client = client_for(user)
+    assert client.get(URL, {"fields": "id,verification"}).json()["results"] == [
+        {"id": str(metric.pk), "verification": "not_requested"}
+    ]
+    assert client.get(url(metric), {"fields": "name"}).json() == {"name": metric.name}
+
+
+# --- filters ------------------------------------------------------------------------------
+
+
+def names(client, **params):
+    response = client.get(URL, params)
+    assert response.status_code == 200, response.json()
+    return [m["name"] for m in response.json()["results"]]
+
+
+def test_verification_filters_with_several_values(client_for, staff):
+    MetricFactory(name="a", verification="verified")
+    MetricFactory(name="b", verification="in_review")
+    MetricFactory(name="c", verification="requested")
+    client = client_for(staff)
+    assert names(client, verification="verified") == ["a"]
+    assert names(client, verification=["verified", "in_review"]) == ["a", "b"]
+
+
+def test_owner_filters(client_for, staff):
+    owner = UserFactory()
+    MetricFactory(name="mine", owner=owner)
+    MetricFactory(name="theirs")
+    assert names(client_for(staff), owner=owner.pk) == ["mine"]
+
+
+def test_search_looks_in_name_and_description(client_for, staff):
+    MetricFactory(name="Revenue")
+    MetricFactory(name="Other", description="monthly REVENUE split")
+    MetricFactory(name="Churn")
+    assert names(client_for(staff), search="revenue") == ["Other", "Revenue"]
+
+
+@pytest.mark.parametrize("params", [{"verification": "done"}, {"owner": "me"}, {"owner": "2.5"}])
+def test_a_bad_filter_is_400(client_for, staff, params):
+    response = client_for(staff).get(URL, params)
+    assert response.status_code == 400
+    assert next(iter(params)) in response.json()["error"]["details"]
+
+
+# --- create -------------------------------------------------------------------------------
+
+
+def test_a_user_creates_a_metric_they_own(client_for, user):
+    response = client_for(user).post(URL, {"name": "Active users", "definition": "SELECT 1"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["name"], body["owner"], body["role"], body["version"]) == ("Active users", user.pk, "owner", 1)
+    assert body["verification"] == "not_requested"
+    assert Metric.objects.get(pk=body["id"]).owner == user
+
+
+@pytest.mark.parametrize(
+    "data", [{}, {"name": ""}, {"name": 7}, {"name": "x", "owner": 1}, {"name": "x", "verification": "great"}]
+)
+def test_bad_create_input_is_400_and_creates_nothing(client_for, user, data):
+    response = client_for(user).post(URL, data, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert not Metric.objects.exists()
+
+
+# --- PATCH --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["can_edit", "full_access", "owner"])
+def test_can_edit_and_above_patch_verification(client_for, role):
+    metric, user = holder(role)
+    response = client_for(user).patch(url(metric), {"verification": "verified"}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["verification"], body["version"], body["role"]) == ("verified", 2, role)
+    assert Metric.objects.get(pk=metric.pk).verification == "verified"
+
+
+def test_can_view_patching_is_403(client_for):
+    metric, user = holder("can_view")
+    response = client_for(user).patch(url(metric), {"verification": "verified"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"] == {
+        "code": "PERMISSION_DENIED",
+        "message": "Insufficient permissions to update metric",
+        "details": None,
+    }
+    assert Metric.objects.get(pk=metric.pk).verification == "not_requested"
+
+
+def test_no_role_patching_is_404(client_for):
+    metric, user = holder(None)
+    assert client_for(user).patch(url(metric), {"verification": "verified"}, format="json").status_code == 404
+
+
+def test_patch_with_a_stale_version_is_409(client_for):
+    metric, user = holder("owner")
+    client = client_for(user)
+    client.patch(url(metric), {"verification": "requested", "version": 1}, format="json")
+    response = client.patch(url(metric), {"verification": "in_review", "version": 1}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "CONFLICT"
+    assert Metric.objects.get(pk=metric.pk).verification == "requested"
+
+
+def test_patch_without_a_real_change_keeps_the_version(client_for):
+    metric, user = holder("owner")
+    body = client_for(user).patch(url(metric), {"verification": "not_requested"}, format="json").json()
+    assert body["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"verification": "approved"}, {"verification": None}, {"owner": 3}, {"name": ["x"]}, {"version": 1}],
+)
+def test_bad_patch_input_is_400(client_for, data):
+    metric, user = holder("owner")
+    response = client_for(user).patch(url(metric), data, format="json")
+    assert response.status_code == 400
+    assert Metric.objects.get(pk=metric.pk).version == 1
+
+
+def test_malformed_json_is_400(client_for):
+    metric, user = holder("owner")
+    response = client_for(user).generic("PATCH", url(metric), "{", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "MALFORMED_REQUEST"
+
+
+# --- permissions (sharing) ----------------------------------------------------------------------
+
+
+def share(client, metric, user_id, role):
+    return client.post(url(metric, "permissions/"), {"user_id": user_id, "role": role}, format="json")
+
+
+@pytest.mark.parametrize("role", ["owner", "full_access"])
+def test_owner_and_full_access_share_a_metric(client_for, role):
+    metric, user = holder(role)
+    other = UserFactory()
+    response = share(client_for(user), metric, other.pk, "can_edit")
+    assert response.status_code == 201
+    assert response.json()["user_id"] == other.pk and response.json()["role"] == "can_edit"
+    assert client_for(other).get(url(metric)).json()["role"] == "can_edit"
+
+
+def test_sharing_again_changes_the_role_and_answers_200(client_for):
+    metric, owner = holder("owner")
+    other = UserFactory()
+    share(client_for(owner), metric, other.pk, "can_edit")
+    response = share(client_for(owner), metric, other.pk, "can_view")
+    assert response.status_code == 200
+    assert MetricPermission.objects.get(user=other).role == "can_view"
+
+
+@pytest.mark.parametrize("role", ["can_view", "can_edit"])
+def test_below_full_access_sharing_is_403(client_for, role):
+    metric, user = holder(role)
+    response = share(client_for(user), metric, UserFactory().pk, "can_view")
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == "Insufficient permissions to share metric"
+
+
+def test_a_stranger_sharing_is_404(client_for):
+    metric, user = holder(None)
+    assert share(client_for(user), metric, user.pk, "can_view").status_code == 404
+    assert not MetricPermission.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("make_data", "field"),
+    [
+        (lambda u: {"user_id": u.pk, "role": "owner"}, "role"),
+        (lambda u: {"user_id": u.pk, "role": "admin"}, "role"),
+        (lambda u: {"user_id": 987654, "role": "can_view"}, "user_id"),
+        (lambda u: {"user_id": "bob", "role": "can_view"}, "user_id"),
+        (lambda u: {"role": "can_view"}, "user_id"),
+        (lambda u: {"user_id": u.pk, "role": "can_view", "expires": "never"}, "expires"),
+    ],
+)
+def test_bad_share_input_is_400(client_for, make_data, field):
+    metric, owner = holder("owner")
+    response = client_for(owner).post(url(metric, "permissions/"), make_data(UserFactory()), format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["details"]
+    assert not MetricPermission.objects.exists()
+
+
+def test_sharing_with_an_inactive_user_is_400(client_for):
+    metric, owner = holder("owner")
+    response = share(client_for(owner), metric, UserFactory(is_active=False).pk, "can_view")
+    assert response.status_code == 400
+
+
+def test_sharing_with_the_owner_is_400(client_for):
+    metric, user = holder("full_access")
+    response = share(client_for(user), metric, metric.owner_id, "can_view")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "The owner already holds every role on this metric"
+
+
+@pytest.mark.parametrize("role", ["can_view", "can_edit", "full_access", "owner"])
+def test_every_role_lists_who_a_metric_is_shared_with(client_for, role):
+    metric, user = holder(role)
+    other = MetricPermissionFactory(metric=metric, role="can_edit").user
+    response = client_for(user).get(url(metric, "permissions/"), {"fields": "user_id,role"})
+    assert response.status_code == 200
+    expected = [{"user_id": other.pk, "role": "can_edit"}]
+    if role != "owner":
+        expected.insert(0, {"user_id": user.pk, "role": role})
+    assert response.json() == expected
+
+
+def test_a_stranger_listing_permissions_is_404(client_for):
+    metric, user = holder(None)
+    assert client_for(user).get(url(metric, "permissions/")).status_code == 404
+
+
+@pytest.mark.parametrize("path", [URL, f"{URL}{uuid.uuid4()}/"])
+def test_options_describes_the_endpoint(client_for, user, path):
+    assert client_for(user).options(path).status_code == 200
