@@ -58,8 +58,13 @@ def first_message(data, prefix=""):
     """The first leaf message of a DRF validation error, prefixed with where it is."""
     if isinstance(data, dict):
         for key, value in data.items():
-            where = key if key == "non_field_errors" else f"{prefix}{key}"
-            return first_message(value, "" if key == "non_field_errors" else f"{where}: ")
+            if key == "non_field_errors":
+                where = prefix
+            elif isinstance(key, int) or str(key).isdigit():  # DRF reports list errors by index
+                where = f"{prefix}[{key}] "
+            else:
+                where = f"{prefix}{key}: "
+            return first_message(value, where)
     if isinstance(data, list) and data:
         for index, value in enumerate(data):
             if value:

@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import Q
 
-from tickets.filtersets import IdFilter
+from bulkops.filtersets import IdFilter
 
 from .models import Metric, Verification
 

@@ -1,37 +1,9 @@
-from datetime import UTC
-
 import django_filters
-from django import forms
-from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django_filters.fields import IsoDateTimeField
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+
+from bulkops.filtersets import IdFilter, UtcDateTimeFilter
 
 from .models import Category, Priority, Status, Ticket
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(django_filters.NumberFilter):
-    """A whole-number id: `1.5` is refused rather than rounded to 1."""
-
-    field_class = forms.IntegerField
-
-
-class UtcDateTimeField(IsoDateTimeField):
-    """An ISO 8601 time, turned into UTC here: PostgreSQL refuses UTC offsets past ±15:59, and
-    a time at the edge of year 1 or 9999 has no UTC equivalent; both are bad input, not a crash."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        try:
-            return value and value.astimezone(UTC)
-        except OverflowError:
-            raise ValidationError("Enter a time between the years 1 and 9999 in UTC.", code="invalid") from None
-
-
-class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = UtcDateTimeField
 
 
 class TicketFilterSet(django_filters.FilterSet):

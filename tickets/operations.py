@@ -5,6 +5,7 @@ import json
 from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import serializers
 
+from bulkops.api.mixins import TextField
 from bulkops.operations import Operation, StrictSerializer
 from bulkops.registry import register
 from bulkops.services import restore_payload
@@ -50,7 +51,7 @@ class StatusData(StrictSerializer):
 
 
 class CommentData(StrictSerializer):
-    body = serializers.CharField(max_length=10_000)
+    body = TextField(max_length=10_000)
 
 
 class AssignData(StrictSerializer):

@@ -1,5 +1,7 @@
 """Cross-cutting API pieces every app's API uses."""
 
+from rest_framework import serializers
+
 
 class FieldSelectionMixin:
     """`?fields=a,b,c` on any GET returns only those fields (unknown names are ignored)."""
@@ -14,3 +16,12 @@ class FieldSelectionMixin:
             names = {name.strip() for name in wanted.split(",")} if isinstance(wanted, str) else set(wanted)
             for name in set(self.fields) - names:
                 self.fields.pop(name)
+
+
+class TextField(serializers.CharField):
+    """A string and only a string: DRF's CharField would quietly take 12 as "12"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -10,6 +10,7 @@ from ..models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mo
 from ..operations import StrictSerializer
 from ..services import Request
 from ..wsauth import make_ticket
+from .mixins import FieldSelectionMixin
 
 ID_ALIASES = {"ids": None, "ticket_ids": "tickets", "metric_ids": "metrics"}
 MAX_ERRORS = 100
@@ -241,7 +242,7 @@ class CreatedSerializer(serializers.ModelSerializer):
         return operation_links(self.context.get("request"), op)
 
 
-class SummarySerializer(serializers.ModelSerializer):
+class SummarySerializer(FieldSelectionMixin, serializers.ModelSerializer):
     """An operation in the history list."""
 
     operation_id = serializers.UUIDField(source="id")

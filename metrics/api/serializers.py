@@ -1,9 +1,8 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from bulkops.api.mixins import FieldSelectionMixin
+from bulkops.api.mixins import FieldSelectionMixin, TextField
 from bulkops.operations import StrictSerializer
-from tickets.api.serializers import TextField
 
 from ..models import Metric, MetricPermission, Role, Verification
 

@@ -774,3 +774,13 @@ def test_the_schema_shows_every_bulk_endpoint_with_its_shapes(client):
     components = schema["components"]["schemas"]
     assert set(components["Operation"]["properties"]) >= STATUS_KEYS
     assert set(components["WebhookSecret"]["properties"]) == {"secret", "signature_header"}
+
+
+@pytest.mark.django_db
+def test_the_status_and_history_return_only_the_fields_asked_for(agent_client, tickets):
+    response = post(agent_client, TICKETS, {"ticket_ids": [t.pk for t in tickets], **RESOLVE, "execution": "sync"})
+    op_id = response.json()["operation_id"]
+    status = agent_client.get(f"{TICKETS}{op_id}/?fields=operation_id,status,successful_items").json()
+    assert status == {"operation_id": op_id, "status": "completed", "successful_items": 3}
+    history = agent_client.get(f"{TICKETS}?fields=operation_id,status").json()
+    assert history["operations"] == [{"operation_id": op_id, "status": "completed"}]

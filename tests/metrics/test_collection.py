@@ -170,14 +170,11 @@ def test_its_operation_cannot_be_started_through_bulk_operations(client_for, use
 
 
 def element_error(message, index, rest):
-    """The message locates the update: "updates: [3] id: …" (or "updates: 3: id: …", as
-    DRF 3.18 keys list errors by index and config.exceptions.first_message prints the key)."""
-    return message in (f"updates: [{index}] {rest}", f"updates: {index}: {rest}")
+    """The message locates the update: "updates: [3] id: …"."""
+    return message == f"updates: [{index}] {rest}"
 
 
 GOOD = "00000000-0000-4000-8000-000000000001"
-# config.exceptions.first_message drops where a nested non_field_errors is ("updates: ").
-PLACE_DROPPED = pytest.mark.xfail(strict=True, reason="first_message loses the place of nested non_field_errors")
 
 
 @pytest.mark.parametrize(
@@ -189,7 +186,6 @@ PLACE_DROPPED = pytest.mark.xfail(strict=True, reason="first_message loses the p
             {"updates": {"id": GOOD}},
             None,
             'updates: Expected a list of items but got type "dict".',
-            marks=PLACE_DROPPED,
         ),
         ({"updates": [], "batch_size": 0}, None, "batch_size: Ensure this value is greater than or equal to 1."),
         ({"updates": [], "batch_size": 1001}, None, "batch_size: Ensure this value is less than or equal to 1000."),
@@ -206,7 +202,7 @@ PLACE_DROPPED = pytest.mark.xfail(strict=True, reason="first_message loses the p
         (
             {"updates": [{"id": GOOD, "verification": "verified"}, {"id": GOOD, "verification": "requested"}]},
             None,
-            f"[1] duplicate id {GOOD} (first at [0]).",
+            f"updates: [1] duplicate id {GOOD} (first at [0]).",
         ),
     ],
 )

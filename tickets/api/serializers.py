@@ -2,19 +2,10 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from bulkops.api.mixins import FieldSelectionMixin
+from bulkops.api.mixins import FieldSelectionMixin, TextField
 from bulkops.operations import StrictSerializer
 
 from ..models import Category, Comment, Priority, Status, Ticket, TicketEvent
-
-
-class TextField(serializers.CharField):
-    """A string and only a string: DRF's CharField would quietly take 12 as "12"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class CategorySerializer(FieldSelectionMixin, StrictSerializer, serializers.ModelSerializer):
