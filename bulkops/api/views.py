@@ -180,7 +180,9 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         if "user" in request.query_params and not request.user.is_staff:
             qs = qs.none() if request.query_params["user"] != str(request.user.pk) else qs
         page = self.paginate_queryset(qs)
-        return self.get_paginated_response(SummarySerializer(page, many=True, context=self.get_serializer_context()).data)
+        return self.get_paginated_response(
+            SummarySerializer(page, many=True, context=self.get_serializer_context()).data
+        )
 
     @extend_schema(responses={200: OperationSerializer})
     def retrieve(self, request, pk=None):
