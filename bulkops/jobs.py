@@ -14,7 +14,6 @@ from .models import BulkOperation, Status
 
 log = logging.getLogger("bulkops")
 QUEUE = "bulkops"
-MAINTENANCE_JOB_ID = "bulkops-maintenance"
 WAITING_OR_RUNNING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
@@ -57,14 +56,7 @@ def recover_stale():
 
 
 def maintenance():
-    """The periodic job: recover stale operations, drop expired ones, schedule the next run."""
-    try:
-        recover_stale()
-        retention.delete_old_operations(limit=100)
-    finally:
-        schedule_maintenance()
-
-
-def schedule_maintenance():
-    interval = max(5, settings.BULKOPS_STALE_AFTER // 2)
-    queue().enqueue_in(timedelta(seconds=interval), maintenance, job_id=MAINTENANCE_JOB_ID)
+    """What every worker runs periodically (bulkops_worker): resume stale operations, then
+    delete a bounded number of expired ones."""
+    recover_stale()
+    retention.delete_old_operations(limit=100)

@@ -1,6 +1,5 @@
 import pytest
 from django.utils import timezone
-from rq.registry import ScheduledJobRegistry
 
 from bulkops import jobs, services
 from bulkops.models import BulkOperation
@@ -16,12 +15,6 @@ def test_each_slice_is_enqueued_once_under_a_fixed_job_id():
     jobs.enqueue_slices("op-1", 3)  # a duplicate enqueue replaces, it does not add
     queue = jobs.queue()
     assert sorted(queue.job_ids) == ["bulkop-op-1-0", "bulkop-op-1-1", "bulkop-op-1-2"]
-
-
-def test_maintenance_keeps_itself_scheduled():
-    jobs.maintenance()
-    registry = ScheduledJobRegistry(queue=jobs.queue())
-    assert registry.get_job_ids() == [jobs.MAINTENANCE_JOB_ID]
 
 
 def test_a_pending_operation_whose_job_was_lost_is_resumed_and_finishes():
