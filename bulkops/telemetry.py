@@ -39,7 +39,10 @@ log = logging.getLogger("bulkops")
 SCRAPE_STATEMENT_TIMEOUT_MS = 5_000
 
 
+@cache
 def redis():
+    """One client per process: django_rq.get_connection makes a new pool (a new TCP
+    connection) at every call. redis-py resets the pool's connections in a forked child."""
     return django_rq.get_connection("bulkops")
 
 
