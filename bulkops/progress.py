@@ -8,7 +8,6 @@ out, and a client that connects late gets a snapshot from the database.
 import logging
 import time
 
-import django_rq
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -16,7 +15,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from . import telemetry, webhooks
-from .models import BulkOperation, BulkOperationItem
+from .models import BulkOperation, BulkOperationItem, Execution
 
 log = logging.getLogger("bulkops")
 _last_sent = {}
@@ -73,23 +72,24 @@ def due(op_id):
         return False
     _last_sent[op_id] = now
     try:
-        return bool(django_rq.get_connection("bulkops").set(f"bulkops:progress:{op_id}", 1, nx=True, px=interval))
+        return bool(telemetry.redis().set(f"bulkops:progress:{op_id}", 1, nx=True, px=interval))
     except RedisError:
         return False  # Redis is down: the event could not be delivered anyway
 
 
-def chunk_done(op_id, seconds, last_position=None):
-    """After a chunk commits: publish progress unless one went out less than the interval ago."""
+def chunk_done(op, seconds, last_position=None):
+    """After a chunk commits: publish progress unless one went out less than the interval ago
+    (or the operation is synchronous: its id reaches the client only with the result)."""
     telemetry.observe_chunk(seconds)
-    if not due(op_id):
+    if op.execution == Execution.SYNC or not due(op.pk):
         return
-    op = BulkOperation.objects.get(pk=op_id)
+    fresh = BulkOperation.objects.get(pk=op.pk)
     last = (
-        BulkOperationItem.objects.filter(operation_id=op_id, position=last_position)
+        BulkOperationItem.objects.filter(operation_id=op.pk, position=last_position)
         .values_list("target_id", flat=True)
         .first()
     )
-    send(op_id, {"type": "operation.progress", "payload": progress_payload(op, last)})
+    send(op.pk, {"type": "operation.progress", "payload": progress_payload(fresh, last)})
 
 
 def operation_finished(op):
@@ -97,8 +97,18 @@ def operation_finished(op):
     telemetry.operation_finished(op)
     log.info(
         "operation finished",
-        extra={"operation_id": str(op.pk), "user_id": op.user_id, "status": op.status, "total_items": op.total_items},
+        extra={
+            "operation_id": str(op.pk),
+            "user_id": op.user_id,
+            "status": op.status,
+            "total_items": op.total_items,
+            "successful_items": op.successful_items,
+            "failed_items": op.failed_items,
+            "skipped_items": op.skipped_items,
+            "duration_seconds": op.duration_seconds,
+        },
     )
-    send(op.pk, {"type": "operation.progress", "payload": progress_payload(op)})
-    send(op.pk, {"type": "operation.completed", "payload": completed_payload(op)})
+    if op.execution != Execution.SYNC:  # nobody can be listening: the id was not out yet
+        send(op.pk, {"type": "operation.progress", "payload": progress_payload(op)})
+        send(op.pk, {"type": "operation.completed", "payload": completed_payload(op)})
     webhooks.on_operation_finished(op)

@@ -318,9 +318,10 @@ def run_slice(op_id, number):
             cursor = positions[-1] + 1
             seconds = time.monotonic() - started
             log.debug(
-                "chunk processed", extra={"operation_id": str(op.pk), "items": len(positions), "seconds": seconds}
+                "chunk processed",
+                extra={"operation_id": str(op.pk), "user_id": op.user_id, "items": len(positions), "seconds": seconds},
             )
-            progress.chunk_done(op.pk, seconds, last_position=positions[-1])
+            progress.chunk_done(op, seconds, last_position=positions[-1])
         if status == Status.CANCELLING:
             skip_pending(op, lo, hi)
     finalize(op.pk)

@@ -56,14 +56,21 @@ def insert_items(op, ids, payloads=None):
             for n, t in enumerate(targets)
         )
         return
-    payload_texts = [json.dumps(p) for p in payloads] if payloads else [None] * len(targets)
+    if payloads:  # items that differ carry their own data
+        source, payload, params = (
+            "unnest(%s::text[], %s::text[])",
+            "t.payload::jsonb",
+            [targets, [json.dumps(p) for p in payloads]],
+        )
+        columns = "t(target_id, payload, ord)"
+    else:
+        source, payload, params, columns = "unnest(%s::text[])", "NULL", [targets], "t(target_id, ord)"
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {BulkOperationItem._meta.db_table} "
             "(operation_id, position, target_id, payload, status, error_code, error_message, attempts) "
-            "SELECT %s, t.ord - 1, t.target_id, t.payload::jsonb, %s, '', '', 0 "
-            "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS t(target_id, payload, ord)",
-            [op.pk, ItemStatus.PENDING, targets, payload_texts],
+            f"SELECT %s, t.ord - 1, t.target_id, {payload}, %s, '', '', 0 FROM {source} WITH ORDINALITY AS {columns}",
+            [op.pk, ItemStatus.PENDING, *params],
         )
 
 
