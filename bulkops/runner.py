@@ -322,6 +322,8 @@ def run_slice(op_id, number):
                 extra={"operation_id": str(op.pk), "user_id": op.user_id, "items": len(positions), "seconds": seconds},
             )
             progress.chunk_done(op, seconds, last_position=positions[-1])
+            if len(positions) < op.batch_size or cursor >= hi:
+                break  # the slice is done (or another copy holds the rest): spare an empty claim
         if status == Status.CANCELLING:
             skip_pending(op, lo, hi)
     finalize(op.pk)

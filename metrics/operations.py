@@ -1,11 +1,14 @@
 """The metric bulk operations. Each calls the same service as the single endpoint."""
 
+from functools import cached_property
+
 from rest_framework import serializers
 
-from bulkops.batch import validated
+from bulkops import errors
 from bulkops.operations import Operation, StrictSerializer
 from bulkops.registry import register
 from bulkops.services import restore_payload
+from config.exceptions import first_message
 
 from . import services
 from .filtersets import MetricFilterSet
@@ -65,5 +68,14 @@ class SetVerificationEach(SetVerification):
     name, label = "set_verification_each", "Set verification (a value per metric)"
     internal = True  # started by PUT /api/v1/metrics/
 
+    @cached_property
+    def checker(self):
+        """One serializer for every item: building one per item cost a fifth of a 100-item PUT."""
+        return self.data_serializer()
+
     def apply(self, metric, ctx, data):
-        return super().apply(metric, ctx, validated(self.data_serializer(data=data)))
+        try:
+            data = self.checker.run_validation(data)
+        except serializers.ValidationError as exc:
+            raise errors.ValidationFailed(first_message(exc.detail)) from None
+        return super().apply(metric, ctx, data)
