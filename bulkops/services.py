@@ -87,6 +87,11 @@ def find_idempotent(user, key, body_fingerprint):
     return existing
 
 
+def lock_user(user):
+    """Serialise a user's operation starts (active cap, revert-once) across processes."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+
+
 def start_operation(user, request, *, idempotency_key=None, body_fingerprint=""):
     """Store the operation and its items; run it now (sync) or after commit (async).
 
@@ -94,7 +99,7 @@ def start_operation(user, request, *, idempotency_key=None, body_fingerprint="")
     user's row, so that it holds across processes.
     """
     with transaction.atomic():
-        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        lock_user(user)
         if idempotency_key:
             existing = find_idempotent(user, idempotency_key, body_fingerprint)
             if existing:
@@ -210,9 +215,17 @@ def revert_operation(user, op_id, *, metadata=None, callback_url="", idempotency
     definition = registry.get(original.resource_type, REVERT)
     if definition is None:
         raise errors.Conflict(f"Operations on {original.resource_type} cannot be reverted")
-    earlier = original.reverted_by.filter(dry_run=False, status__in=[*ACTIVE, Status.COMPLETED, Status.PARTIAL])
-    if earlier.exists():
-        raise errors.Conflict(f"Operation is already reverted by {earlier.first().pk}")
+    with transaction.atomic():
+        lock_user(user)  # two revert requests at once: the second sees the first's operation
+        earlier = original.reverted_by.filter(dry_run=False, status__in=[*ACTIVE, Status.COMPLETED, Status.PARTIAL])
+        if earlier.exists():
+            raise errors.Conflict(f"Operation is already reverted by {earlier.first().pk}")
+        request = revert_request(original, definition, metadata, callback_url)
+        return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
+
+
+def revert_request(original, definition, metadata, callback_url):
+    """The revert of `original`: one item per succeeded item that changed something."""
     ids, payloads = [], []
     rows = original.items.filter(status=ItemStatus.SUCCEEDED).order_by("position")
     for target_id, before, result in rows.values_list("target_id", "before", "result").iterator(chunk_size=5000):
@@ -222,7 +235,7 @@ def revert_operation(user, op_id, *, metadata=None, callback_url="", idempotency
             payloads.append(payload)
     if not ids:
         raise errors.Conflict("Nothing to revert: no item of this operation changed anything")
-    request = Request(
+    return Request(
         resource_type=original.resource_type,
         operation_type=REVERT,
         ids=ids,
@@ -232,7 +245,6 @@ def revert_operation(user, op_id, *, metadata=None, callback_url="", idempotency
         callback_url=callback_url,
         reverts=original,
     )
-    return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
 
 
 def retry_operation(user, op_id, *, metadata=None, callback_url="", idempotency_key=None, body_fingerprint=""):

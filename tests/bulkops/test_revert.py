@@ -1,7 +1,11 @@
 """Revert: POST /api/v1/bulk-operations/{id}/revert/ (SPEC §3.4, §4)."""
 
-import pytest
+import threading
 
+import pytest
+from django.db import connections
+
+from bulkops import errors, services
 from bulkops.models import BulkOperation
 from metrics.models import Metric
 from tickets.models import Comment, Ticket, TicketEvent
@@ -281,3 +285,29 @@ def test_revert_takes_a_reason_and_refuses_unknown_fields(client):
     work_off()
     assert set(TicketEvent.objects.filter(bulk_operation_id=response.json()["operation_id"]).values_list(
         "reason", flat=True)) == {"Wrong tickets"}  # fmt: skip
+
+
+def test_two_revert_requests_at_once_make_one_revert(client):
+    ticket = TicketFactory()
+    original = run(client, {"ticket_ids": [ticket.pk], "operation_type": "update_status",
+                            "operation_data": {"status": "resolved"}})  # fmt: skip
+    user = client.user
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def revert_now():
+        try:
+            barrier.wait(5)
+            outcomes.append(services.revert_operation(user, original)[0].pk)
+        except errors.Conflict as exc:
+            outcomes.append(exc.code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=revert_now) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes, key=str).count("CONFLICT") == 1
+    assert BulkOperation.objects.filter(reverts_id=original).count() == 1
