@@ -56,7 +56,8 @@ class Command(BaseCommand):
                 log.warning("Redis unavailable; the worker starts again in 1 s")
                 time.sleep(1)
                 continue
-            if burst or getattr(worker, "_stop_requested", False):
+            # rq notes the time of a SIGINT/SIGTERM: then the loop ended because it was asked to.
+            if burst or worker._shutdown_requested_date is not None:
                 return
             log.warning("the worker loop ended unexpectedly; starting it again in 1 s")
             time.sleep(1)
