@@ -98,6 +98,26 @@ def test_two_operations_over_overlapping_shuffled_records_both_finish_without_lo
     assert Ticket.objects.filter(pk__in=overlap, priority="high", status="pending", version=3).count() == len(overlap)
 
 
+def test_the_operation_finishes_when_postgresql_drops_every_connection_mid_operation(tmp_path):
+    """What a PostgreSQL restart does to the workers: every session is cut mid-transaction."""
+    agent = AgentFactory()
+    ids = make_tickets(agent, 12_000)
+    op = start(agent, ids)
+    worker = start_worker(log_path=tmp_path / "worker.log", BULKOPS_STALE_AFTER=2)
+    try:
+        wait_for(lambda: progress_of(op) >= 1_000, timeout=120, message="the first chunks")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
+    finally:
+        kill_group(worker)
+    assert_every_item_applied_once(op, ids)
+
+
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
 def test_the_operation_finishes_when_redis_restarts_mid_operation(tmp_path):
     port = free_port()
