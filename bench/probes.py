@@ -29,17 +29,32 @@ def vm_hwm_bytes(pid):
     return 0
 
 
-class PeakRss(threading.Thread):
+class Poller(threading.Thread):
+    """A daemon thread that polls until its `with` block ends."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+
+
+class PeakRss(Poller):
     """Polls VmHWM of the workers and of their forked work-horses until stopped.
 
     VmHWM is the peak so far, so polling every 20 ms misses at most the last 20 ms of a
     work-horse's life (when it only reports back to its parent)."""
 
     def __init__(self, pids, interval=0.02):
-        super().__init__(daemon=True)
+        super().__init__()
         self.pids, self.interval = pids, interval
         self.peak = 0
-        self.done = threading.Event()
 
     def tree(self):
         for pid in self.pids:
@@ -53,14 +68,6 @@ class PeakRss(threading.Thread):
         while not self.done.wait(self.interval):
             for pid in self.tree():
                 self.peak = max(self.peak, vm_hwm_bytes(pid))
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.join()
 
 
 class Profile:
@@ -130,17 +137,16 @@ def summarize(raw_path, top=25):
     return "\n".join(lines)
 
 
-class CommitWatch(threading.Thread):
+class CommitWatch(Poller):
     """Sees each chunk commit from outside: polls the operation's counters on a connection of
     its own every few milliseconds, and notes when each new `processed_items` value appeared."""
 
     def __init__(self, dsn, table, interval=0.003):
-        super().__init__(daemon=True)
+        super().__init__()
         self.dsn, self.interval = dsn, interval
         self.query = f"SELECT processed_items FROM {table} WHERE id = %s"
         self.op_id = None
         self.seen = []  # (POSIX time first seen, processed_items)
-        self.done = threading.Event()
 
     def run(self):
         with psycopg.connect(self.dsn, autocommit=True) as conn:
@@ -154,11 +160,3 @@ class CommitWatch(threading.Thread):
     def committed_at(self, processed_items):
         """When a commit that brought the counter to at least `processed_items` was first seen."""
         return next((at for at, count in self.seen if count >= processed_items), None)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.join()
