@@ -40,3 +40,10 @@ def agent(db):
 @pytest.fixture
 def staff(db):
     return StaffFactory()
+
+
+@pytest.fixture
+def admin_client(client, staff):
+    """A browser session (Django's test client) logged in as staff: the pages and the admin."""
+    client.force_login(staff)
+    return client

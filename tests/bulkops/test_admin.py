@@ -12,12 +12,6 @@ CHANGELIST = "/admin/bulkops/bulkoperation/"
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def test_the_changelist_lists_operations_with_filters(admin_client):
     BulkOperationFactory(status="completed")
     BulkOperationFactory(status="pending")

@@ -11,12 +11,6 @@ CHANGELIST = "/admin/metrics/metric/"
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def act(client, ids, url=CHANGELIST, select_across=False, **data):
     body = {"action": "bulk_set_verification", "index": 0, "_selected_action": ids, "select_across": int(select_across)}
     return client.post(url, {**body, **data})

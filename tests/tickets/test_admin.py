@@ -22,12 +22,6 @@ ACTIONS = {
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def act(client, action, ids, url=CHANGELIST, select_across=False, **data):
     body = {"action": action, "index": 0, "_selected_action": ids, "select_across": int(select_across), **data}
     return client.post(url, body)

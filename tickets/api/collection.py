@@ -54,20 +54,19 @@ class RefusedSerializer(serializers.Serializer):
     error_message = serializers.CharField()
 
 
-class CollectionChangedSerializer(serializers.Serializer):
+class CollectionAnswerSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     success_count = serializers.IntegerField()
     fail_count = serializers.IntegerField()
+    operation_id = serializers.UUIDField()
+
+
+class CollectionChangedSerializer(CollectionAnswerSerializer):
     results = ChangedSerializer(many=True)
-    operation_id = serializers.UUIDField()
 
 
-class CollectionRefusedSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
-    success_count = serializers.IntegerField()
-    fail_count = serializers.IntegerField()
+class CollectionRefusedSerializer(CollectionAnswerSerializer):
     errors = RefusedSerializer(many=True)
-    operation_id = serializers.UUIDField()
 
 
 def change_tickets(user, elements):
