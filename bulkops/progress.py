@@ -40,6 +40,7 @@ def progress_payload(op, current_item_id=None):
         "status": op.status,
         "processed_items": op.processed_items,
         "successful_items": op.successful_items,
+        "unchanged_items": op.unchanged_items,
         "failed_items": op.failed_items,
         "skipped_items": op.skipped_items,
         "total_items": op.total_items,

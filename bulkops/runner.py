@@ -161,12 +161,15 @@ def record(op, items, outcomes, *, count=True):
     update_rows(BulkOperationItem, items, ITEM_FIELDS)
     if not count:
         return None
-    succeeded = sum(1 for o in outcomes.values() if o.status == ItemStatus.SUCCEEDED)
+    succeeded = [o for o in outcomes.values() if o.status == ItemStatus.SUCCEEDED]
     failed = sum(1 for o in outcomes.values() if o.status == ItemStatus.FAILED)
-    return advance(op, now, processed=succeeded + failed, successful=succeeded, failed=failed)
+    unchanged = sum(1 for o in succeeded if o.result and o.result.get("changed") is False)
+    return advance(
+        op, now, processed=len(succeeded) + failed, successful=len(succeeded), failed=failed, unchanged=unchanged
+    )
 
 
-def advance(op, now, processed=0, successful=0, failed=0, skipped=0):
+def advance(op, now, processed=0, successful=0, failed=0, skipped=0, unchanged=0):
     """Add to the counters, beat the heart, and return the status (a cancel shows here)."""
     if connection.vendor != "postgresql":  # the embedded SQLite fallback of `make run`
         BulkOperation.objects.filter(pk=op.pk).update(
@@ -174,6 +177,7 @@ def advance(op, now, processed=0, successful=0, failed=0, skipped=0):
             successful_items=F("successful_items") + successful,
             failed_items=F("failed_items") + failed,
             skipped_items=F("skipped_items") + skipped,
+            unchanged_items=F("unchanged_items") + unchanged,
             heartbeat_at=now,
         )
         return current_status(op)
@@ -181,9 +185,9 @@ def advance(op, now, processed=0, successful=0, failed=0, skipped=0):
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET processed_items = processed_items + %s, successful_items = successful_items + %s, "
-            "failed_items = failed_items + %s, skipped_items = skipped_items + %s, heartbeat_at = %s "
-            "WHERE id = %s RETURNING status",
-            [processed, successful, failed, skipped, now, op.pk],
+            "failed_items = failed_items + %s, skipped_items = skipped_items + %s, "
+            "unchanged_items = unchanged_items + %s, heartbeat_at = %s WHERE id = %s RETURNING status",
+            [processed, successful, failed, skipped, unchanged, now, op.pk],
         )
         return cursor.fetchone()[0]
 
@@ -389,12 +393,17 @@ def mark_rolled_back(op, failures):
         for position, outcome in failures.items():
             items.filter(position=position).update(error_code=outcome.error_code, error_message=outcome.error_message)
         BulkOperation.objects.filter(pk=op.pk).update(
-            processed_items=op.total_items, successful_items=0, failed_items=op.total_items, skipped_items=0
+            processed_items=op.total_items,
+            successful_items=0,
+            failed_items=op.total_items,
+            skipped_items=0,
+            unchanged_items=0,
         )
 
 
 def final_status(op):
-    if op.status == Status.CANCELLING:
+    # A cancel that came after the last item stopped nothing: the operation ends as it ran.
+    if op.status == Status.CANCELLING and op.skipped_items:
         return Status.CANCELLED
     if op.error or op.successful_items == 0 and op.total_items:
         return Status.FAILED
@@ -410,7 +419,14 @@ def recount(op):
     op.failed_items = counts.get(ItemStatus.FAILED, 0)
     op.skipped_items = counts.get(ItemStatus.SKIPPED, 0)
     op.processed_items = op.successful_items + op.failed_items
+    op.unchanged_items = unchanged_items(op) if op.successful_items else 0
     return counts.get(ItemStatus.PENDING, 0)
+
+
+def unchanged_items(op):
+    return BulkOperationItem.objects.filter(
+        operation_id=op.pk, status=ItemStatus.SUCCEEDED, result__changed=False
+    ).count()
 
 
 def fail_pending(op, error):
@@ -432,7 +448,15 @@ def finalize(op_id, *, error=""):
             fail_pending(op, error)
         pending = recount(op)
         if pending and not error:
-            op.save(update_fields=["processed_items", "successful_items", "failed_items", "skipped_items"])
+            op.save(
+                update_fields=[
+                    "processed_items",
+                    "successful_items",
+                    "failed_items",
+                    "skipped_items",
+                    "unchanged_items",
+                ]
+            )
             return op
         op.error = error
         op.status = final_status(op)
@@ -440,6 +464,8 @@ def finalize(op_id, *, error=""):
         op.completed_at = now
         if op.status == Status.CANCELLED:
             op.cancelled_at = op.cancelled_at or now
+        else:
+            op.cancelled_at = None  # a cancel that arrived too late to stop anything
         op.heartbeat_at = now
         op.save()
         transaction.on_commit(lambda: progress.operation_finished(op))

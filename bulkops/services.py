@@ -88,7 +88,7 @@ def find_idempotent(user, key, body_fingerprint):
 
 
 def lock_user(user):
-    """Serialise a user's operation starts (active cap, revert-once) across processes."""
+    """Serialise a user's operation starts across processes, so that the active cap holds."""
     get_user_model().objects.select_for_update().filter(pk=user.pk).first()
 
 
@@ -195,6 +195,18 @@ def check_finished(op, verb):
         raise errors.Conflict(f"Operation is {op.status}; it can be {verb} once it has finished")
 
 
+def lock_original(original, verb, followers):
+    """Lock the original operation's row and refuse a second revert (or retry) of it.
+
+    Under this lock, requests from any number of users and processes see each other: the
+    first makes the follow-up, every other one gets 409 naming it. A follow-up that failed or
+    was cancelled does not count, so it can be made again."""
+    BulkOperation.objects.select_for_update().filter(pk=original.pk).first()
+    earlier = followers.filter(dry_run=False, status__in=[*ACTIVE, Status.COMPLETED, Status.PARTIAL]).first()
+    if earlier is not None:
+        raise errors.Conflict(f"Operation is already {verb} by {earlier.pk}")
+
+
 def replayed(user, idempotency_key, body_fingerprint):
     """The operation an earlier request with this Idempotency-Key made, before any other check."""
     return find_idempotent(user, idempotency_key, body_fingerprint) if idempotency_key else None
@@ -216,10 +228,7 @@ def revert_operation(user, op_id, *, metadata=None, callback_url="", idempotency
     if definition is None:
         raise errors.Conflict(f"Operations on {original.resource_type} cannot be reverted")
     with transaction.atomic():
-        lock_user(user)  # two revert requests at once: the second sees the first's operation
-        earlier = original.reverted_by.filter(dry_run=False, status__in=[*ACTIVE, Status.COMPLETED, Status.PARTIAL])
-        if earlier.exists():
-            raise errors.Conflict(f"Operation is already reverted by {earlier.first().pk}")
+        lock_original(original, "reverted", original.reverted_by)
         request = revert_request(original, definition, metadata, callback_url)
         return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
 
@@ -256,6 +265,14 @@ def retry_operation(user, op_id, *, metadata=None, callback_url="", idempotency_
     check_finished(original, "retried")
     if registry.get(original.resource_type, original.operation_type) is None:
         raise errors.Conflict(f"{original.operation_type} operations on {original.resource_type} cannot be retried")
+    with transaction.atomic():
+        lock_original(original, "retried", original.retried_by)
+        request = retry_request(original, metadata, callback_url)
+        return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
+
+
+def retry_request(original, metadata, callback_url):
+    """The retry of `original`: its failed items, with the same type and data."""
     failed = original.items.filter(status=ItemStatus.FAILED).order_by("position")
     ids, payloads = [], []
     for target_id, payload in failed.values_list("target_id", "payload").iterator(chunk_size=5000):
@@ -263,7 +280,7 @@ def retry_operation(user, op_id, *, metadata=None, callback_url="", idempotency_
         payloads.append(payload)
     if not ids:
         raise errors.Conflict("Nothing to retry: no item of this operation failed")
-    request = Request(
+    return Request(
         resource_type=original.resource_type,
         operation_type=original.operation_type,
         ids=ids,
@@ -276,4 +293,3 @@ def retry_operation(user, op_id, *, metadata=None, callback_url="", idempotency_
         callback_url=callback_url,
         retry_of=original,
     )
-    return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)

@@ -258,7 +258,7 @@ class SummarySerializer(FieldSelectionMixin, serializers.ModelSerializer):
         model = BulkOperation
         fields = [
             "operation_id", "user", "resource_type", "operation_type", "mode", "execution", "dry_run", "status",
-            "total_items", "processed_items", "successful_items", "failed_items", "skipped_items",
+            "total_items", "processed_items", "successful_items", "unchanged_items", "failed_items", "skipped_items",
             "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
             "duration_seconds", "reverts", "retry_of",
         ]  # fmt: skip

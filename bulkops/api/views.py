@@ -27,7 +27,8 @@ from .serializers import (
     WebhookSecretSerializer,
 )
 
-CSV_COLUMNS = ["position", "item_id", "status", "error_code", "error_message", "processed_at"]
+# `changed`: true, or false for an item that succeeded without changing anything; empty otherwise.
+CSV_COLUMNS = ["position", "item_id", "status", "error_code", "error_message", "processed_at", "changed"]
 MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -211,14 +212,14 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     def items_csv(self, request, pk=None):
         op = self.get_object()
         rows = op.items.order_by("position").values_list(
-            "position", "target_id", "status", "error_code", "error_message", "processed_at"
+            "position", "target_id", "status", "error_code", "error_message", "processed_at", "result__changed"
         )
         writer = csv.writer(Echo())
 
         def lines():
             yield writer.writerow(CSV_COLUMNS)
             for row in rows.iterator(chunk_size=2000):
-                yield writer.writerow(row)
+                yield writer.writerow([*row[:-1], "" if row[-1] is None else str(row[-1]).lower()])
 
         response = StreamingHttpResponse(lines(), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="bulk-operation-{op.pk}.csv"'

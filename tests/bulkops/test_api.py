@@ -27,8 +27,8 @@ LINK_KEYS = {"self", "items", "items_csv", "page", "websocket"}
 # SPEC §4 status representation ...
 STATUS_KEYS = {
     "operation_id", "resource_type", "operation_type", "operation_data", "metadata", "mode", "execution",
-    "dry_run", "status", "total_items", "processed_items", "successful_items", "failed_items", "skipped_items",
-    "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
+    "dry_run", "status", "total_items", "processed_items", "successful_items", "unchanged_items", "failed_items",
+    "skipped_items", "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
     "estimated_completion", "duration_seconds", "errors", "links",
 }  # fmt: skip
 # ... and what §3.4 adds to it: who, batch size, revert/retry links, operation error, webhook.
@@ -551,7 +551,7 @@ def test_items_csv_streams_every_item(client_for):
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["position", "item_id", "status", "error_code", "error_message", "processed_at"]
+    assert rows[0] == ["position", "item_id", "status", "error_code", "error_message", "processed_at", "changed"]
     assert len(rows) == 151
     assert [r[1] for r in rows[1:]] == [str(i) for i in ids]
     assert {r[3] for r in rows[1:]} == {"NOT_FOUND"}
@@ -784,3 +784,22 @@ def test_the_status_and_history_return_only_the_fields_asked_for(agent_client, t
     assert status == {"operation_id": op_id, "status": "completed", "successful_items": 3}
     history = agent_client.get(f"{TICKETS}?fields=operation_id,status").json()
     assert history["operations"] == [{"operation_id": op_id, "status": "completed"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_items_that_changed_nothing_are_counted_as_unchanged_in_the_status_and_the_csv(client_for):
+    client = client_for(AgentFactory())
+    low, high = TicketFactory(priority="low"), TicketFactory(priority="high")
+    body = {"ticket_ids": [low.pk, high.pk], "operation_type": "set_priority", "operation_data": {"priority": "low"}}
+    created = post(client, TICKETS, body).json()
+    work_off()
+    status = client.get(created["links"]["self"]).json()
+    assert {k: status[k] for k in ("status", "successful_items", "unchanged_items")} == {
+        "status": "completed",
+        "successful_items": 2,
+        "unchanged_items": 1,
+    }
+    items = client.get(created["links"]["items"]).json()["items"]
+    assert [item["result"]["changed"] for item in items] == [False, True]
+    rows = list(csv.reader(io.StringIO(b"".join(client.get(created["links"]["items_csv"]).streaming_content).decode())))
+    assert [row[-1] for row in rows[1:]] == ["false", "true"]

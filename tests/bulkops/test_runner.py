@@ -341,3 +341,15 @@ def test_items_are_written_in_one_statement(django_assert_num_queries):
         op, _ = services.start_operation(agent, request)
     assert BulkOperationItem.objects.filter(operation=op).count() == 5000
     assert list(op.items.order_by("position").values_list("target_id", flat=True)[:3]) == ["1", "2", "3"]
+
+
+def test_an_item_that_changes_nothing_succeeds_unchanged_and_is_counted():
+    agent = AgentFactory()
+    low = TicketFactory.create_batch(2, priority="low")
+    high = TicketFactory(priority="high")
+    op = run(start(agent, [t.pk for t in [*low, high]], "set_priority", {"priority": "low"}))
+    assert (op.status, op.successful_items, op.unchanged_items) == ("completed", 3, 2)
+    assert [item.result["changed"] for item in op.items.order_by("position")] == [False, False, True]
+    runner.finalize(op.pk)  # a recount agrees with the per-chunk counters
+    op.refresh_from_db()
+    assert op.unchanged_items == 2

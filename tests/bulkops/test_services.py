@@ -1,13 +1,15 @@
 """bulkops.services: starting, finding, cancelling, reverting and retrying operations."""
 
+import threading
 from datetime import timedelta
 
 import django_rq
 import pytest
+from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
-from bulkops import errors, services
+from bulkops import errors, registry, runner, services
 from bulkops.models import BulkOperation
 from bulkops.services import Request
 
@@ -221,3 +223,91 @@ def test_revert_operation_refuses_resources_without_a_revert(agent):
     original = finished(agent, statuses=["succeeded"], resource_type="mixed", operation_type="batch")
     with pytest.raises(errors.Conflict, match="cannot be reverted"):
         services.revert_operation(agent, original.pk)
+
+
+# --- follow-ups run once per original; counts tell the truth (SPEC §11) ----------------------
+
+
+def finished_operation(user, ids, operation_type="add_comment", data=None):
+    """A synchronous operation over `ids`, finished by the time it returns."""
+    request = Request(resource_type="tickets", operation_type=operation_type, ids=ids,
+                      operation_data=data or {"body": "Looked at"}, execution="sync")  # fmt: skip
+    return services.start_operation(user, request)[0]
+
+
+def at_once(count, call):
+    """`call()` from `count` threads released together; the results (or error codes) in a list."""
+    barrier, outcomes = threading.Barrier(count), []
+
+    def run():
+        try:
+            barrier.wait(10)
+            outcomes.append(call().pk)
+        except errors.ItemError as exc:
+            outcomes.append(exc.code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ten_concurrent_retries_of_one_operation_make_one_retry():
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(3)
+    original = finished_operation(agent, [t.pk for t in tickets] + [999_999])  # one item fails NOT_FOUND
+    outcomes = at_once(10, lambda: services.retry_operation(agent, original.pk)[0])
+    assert outcomes.count("CONFLICT") == 9
+    assert BulkOperation.objects.filter(retry_of=original).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_users_reverting_one_operation_at_once_make_one_revert():
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(2)
+    original = finished_operation(agent, [t.pk for t in tickets], "update_status", {"status": "resolved"})
+    reverters = [agent, StaffFactory(), StaffFactory()]
+    outcomes = at_once(3, lambda: services.revert_operation(reverters.pop(), original.pk)[0])
+    assert outcomes.count("CONFLICT") == 2
+    assert BulkOperation.objects.filter(reverts=original).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_second_retry_is_a_conflict_naming_the_first():
+    agent = AgentFactory()
+    original = finished_operation(agent, [TicketFactory().pk, 999_999])
+    first, _ = services.retry_operation(agent, original.pk)
+    with pytest.raises(errors.Conflict) as refused:
+        services.retry_operation(StaffFactory(), original.pk)
+    assert str(first.pk) in refused.value.message
+
+
+@pytest.mark.django_db
+def test_a_cancel_after_the_last_item_leaves_the_operation_completed(agent):
+    ticket = TicketFactory()
+    op, _ = services.start_operation(agent, Request(ids=[ticket.pk], **RESOLVE))
+    runner.start(op.pk)  # a worker has it
+    runner.run_chunk(op, registry.get("tickets", "update_status"), runner.context_for(op), 0, 1)  # the last item
+    cancelled = services.cancel_operation(agent, op.pk)
+    assert cancelled.status == "cancelling"
+    runner.run_slice(op.pk, 0)  # the worker notices the cancel with nothing left to skip
+    op.refresh_from_db()
+    assert (op.status, op.successful_items, op.skipped_items, op.cancelled_at) == ("completed", 1, 0, None)
+
+
+@pytest.mark.django_db
+def test_a_cancelled_operation_shows_the_share_it_processed(agent):
+    tickets = TicketFactory.create_batch(30)
+    op, _ = services.start_operation(agent, Request(ids=[t.pk for t in tickets], batch_size=4, **RESOLVE))
+    runner.start(op.pk)
+    runner.run_chunk(op, registry.get("tickets", "update_status"), runner.context_for(op), 0, 30)
+    services.cancel_operation(agent, op.pk)
+    runner.run_slice(op.pk, 0)
+    op.refresh_from_db()
+    assert (op.status, op.processed_items, op.skipped_items) == ("cancelled", 4, 26)
+    assert op.progress_percentage == 13  # 4 of 30, not 100

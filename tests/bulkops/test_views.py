@@ -269,3 +269,11 @@ def test_logging_out_is_a_post_and_ends_the_session(client, me):
     response = client.post("/logout/")
     assert response["Location"] == "/login/"
     assert client.get("/tickets/").status_code == 302
+
+
+def test_the_operation_page_tells_unchanged_items_from_changed_ones(client, me):
+    op = finished(me, ["succeeded", "succeeded", "succeeded"], status="completed", unchanged_items=2)
+    content = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    assert '<dd data-field="successful_items">3</dd>' in content
+    assert '<dd data-field="unchanged_items">2</dd>' in content
+    assert "3 (2 unchanged)" in client.get("/bulk-operations/").content.decode()
