@@ -1,5 +1,7 @@
 """The OpenAPI schema and its docs page (SPEC §8)."""
 
+import re
+
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -61,3 +63,69 @@ def test_the_docs_page_is_served(db):
     response = APIClient().get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+# --- a contract generated clients can use (SPEC §15) --------------------------------------
+
+
+def operations(schema):
+    return [(path, method, op) for path, methods in schema["paths"].items() for method, op in methods.items()]
+
+
+def test_request_bodies_are_json_only(schema):
+    media = {m for _, _, op in operations(schema) for m in op.get("requestBody", {}).get("content", {})}
+    assert media == {"application/json"}
+
+
+def test_operation_ids_are_snake_case_and_tags_name_the_resource(schema):
+    ids = [op["operationId"] for _, _, op in operations(schema)]
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", i) for i in ids), [i for i in ids if "." in i]
+    assert len(set(ids)) == len(ids)
+    tags = {tag for _, _, op in operations(schema) for tag in op["tags"]}
+    assert tags == {"auth", "batch", "bulk-operations", "categories", "metrics", "tickets"}
+
+
+def test_every_operation_documents_its_errors_with_the_error_body(schema):
+    for path, method, op in operations(schema):
+        expected = {"401", "403", "404"} | ({"400", "413", "429"} if "requestBody" in op else set())
+        assert expected <= set(op["responses"]), (method, path)
+        body = op["responses"]["404"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/ErrorBody"}, (method, path)
+
+
+def test_a_create_body_is_typed_per_operation_type(schema):
+    body = schema["paths"]["/api/v1/tickets/bulk-operations/"]["post"]["requestBody"]["content"]
+    create = schema["components"]["schemas"][body["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]]
+    assert create["discriminator"]["propertyName"] == "operation_type"
+    assert set(create["discriminator"]["mapping"]) == {
+        "update_status", "add_comment", "assign", "set_priority", "set_category", "update_fields", "delete", "restore"
+    }  # fmt: skip
+    update_status = schema["components"]["schemas"]["TicketsUpdateStatusRequest"]["properties"]
+    assert update_status["operation_data"] == {"$ref": "#/components/schemas/StatusDataRequest"}
+    assert update_status["ticket_ids"]["items"] == {"type": "integer"}
+    assert "metric_ids" not in update_status
+    metric = schema["components"]["schemas"]["MetricsSetVerificationRequest"]["properties"]
+    assert metric["metric_ids"]["items"] == {"type": "string", "format": "uuid"}
+
+
+def test_a_replayed_create_has_the_shape_of_the_answer_it_repeats(schema):
+    replay = schema["paths"]["/api/v1/bulk-operations/"]["post"]["responses"]["200"]["content"]["application/json"]
+    one_of = schema["components"]["schemas"][replay["schema"]["$ref"].rsplit("/", 1)[-1]]["oneOf"]
+    assert {"$ref": "#/components/schemas/Created"} in one_of
+    revert = schema["paths"]["/api/v1/bulk-operations/{id}/revert/"]["post"]["responses"]
+    assert revert["200"]["content"] == revert["202"]["content"]
+
+
+def test_the_csv_export_and_field_selection_are_documented(schema):
+    csv = schema["paths"]["/api/v1/bulk-operations/{id}/items.csv"]["get"]["responses"]["200"]["content"]
+    assert set(csv) == {"text/csv"}
+    status = schema["paths"]["/api/v1/bulk-operations/{id}/"]["get"]
+    assert "fields" in {p["name"] for p in status["parameters"]}
+
+
+@pytest.mark.parametrize("url", ["/api/docs/", "/api/redoc/"])
+def test_the_docs_pages_load_their_scripts_from_our_own_static_files(url):
+    content = APIClient().get(url).content.decode()
+    assert "/static/drf_spectacular_sidecar/" in content
+    scripts = re.findall(r'<script[^>]* src="([^"]+)"', content)
+    assert scripts and all(src.startswith("/static/") for src in scripts), scripts  # offline: no CDN

@@ -21,6 +21,7 @@ from .factories import CategoryFactory, MetricFactory, StaffFactory, TicketFacto
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+EXAMPLES = 20  # per operation and phase: ~60 operations, a few minutes on two cores
 
 
 # --- the fuzz run ------------------------------------------------------------------------------
@@ -53,9 +54,19 @@ def token(db, in_test_transaction):
 @override_settings(BULKOPS_WEBHOOK_ALLOW_PRIVATE=True)
 @schema.parametrize()
 @settings(
-    max_examples=5, deadline=None, derandomize=bool(os.environ.get("CI")), suppress_health_check=list(HealthCheck)
+    max_examples=EXAMPLES,
+    deadline=None,  # a request does real database work: its time varies with the machine's load
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[
+        HealthCheck.too_slow,  # each example is a real request against PostgreSQL
+        HealthCheck.function_scoped_fixture,  # on purpose: one user for every example, each rolled back
+        HealthCheck.filter_too_much,  # schemathesis filters what the schema cannot express (e.g. ids)
+    ],
 )
 def test_no_request_causes_a_server_error_or_a_response_outside_the_schema(case, token):
+    # `?fields=` answers with the named fields only, by design: the 200 schema is the full shape.
+    if case.query:
+        case.query.pop("fields", None)
     # Each request in a savepoint, rolled back: one that leaves the transaction aborted (a
     # database error) must not fail the requests after it.
     savepoint = transaction.savepoint_create()
@@ -80,3 +91,36 @@ def test_a_created_after_with_an_offset_postgresql_cannot_store_is_not_a_server_
 def test_options_on_the_metrics_list_describes_it(client_for):
     """DRF's metadata calls get_object() for the list's PUT (it was a KeyError on 'pk')."""
     assert client_for(StaffFactory()).options("/api/v1/metrics/").status_code == 200
+
+
+# --- stateful: follow the links from a create to its status, items, cancel, revert, retry ---------
+
+Scenarios = schema.as_state_machine()
+
+
+@pytest.mark.django_db(transaction=True)  # each request commits, as in production: the steps see each other
+@override_settings(BULKOPS_WEBHOOK_ALLOW_PRIVATE=True)
+def test_no_sequence_of_linked_requests_causes_a_server_error_or_a_response_outside_the_schema():
+    staff = StaffFactory()
+    TicketFactory.create_batch(3, requester=staff)
+    MetricFactory(owner=staff)
+    key = Token.objects.create(user=staff).key
+
+    class AsStaff(Scenarios):
+        def get_call_kwargs(self, case):
+            if case.query:
+                case.query.pop("fields", None)  # a projection, by design (see above)
+            return {"headers": {"Authorization": f"Token {key}"}}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS)
+
+    AsStaff.run(
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,  # real database work
+            derandomize=bool(os.environ.get("CI")),
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],  # as above
+        )
+    )

@@ -3,6 +3,7 @@ import uuid
 
 from django.db.models import Avg, Count, F, Sum
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -14,6 +15,7 @@ from .. import errors, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
 from .pagination import ItemPagination, OperationPagination
+from .schema import OPERATION_OR_REPLAY, OperationSchema
 from .serializers import (
     CancelledSerializer,
     CreatedSerializer,
@@ -64,6 +66,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     filterset_class = BulkOperationFilterSet
     serializer_class = OperationSerializer
     throttle_scope = "bulk"
+    schema = OperationSchema()
 
     def get_throttles(self):
         return [ScopedRateThrottle()] if self.action in {"create", "revert", "retry"} else []
@@ -103,11 +106,12 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         return key
 
     @extend_schema(
-        request=CreateOperationSerializer,
         parameters=[IDEMPOTENCY_HEADER],
         responses={
             **STARTED_RESPONSES,
-            200: OpenApiResponse(OperationSerializer, description="sync execution, or a replayed Idempotency-Key"),
+            200: OpenApiResponse(
+                OPERATION_OR_REPLAY, description="sync execution: the final status; or a replayed Idempotency-Key"
+            ),
             400: ErrorBodySerializer,
             422: OpenApiResponse(
                 OperationSerializer, description="sync atomic operation rolled back, or Idempotency-Key reused"
@@ -207,7 +211,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(items)
         return self.get_paginated_response(ItemSerializer(page, many=True).data)
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="every item as CSV")})
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="every item as CSV")})
     @action(detail=True, methods=["get"], url_path=r"items\.csv", url_name="items-csv", filterset_class=None)
     def items_csv(self, request, pk=None):
         op = self.get_object()
