@@ -3,8 +3,8 @@
 The admin runs each POST in one transaction. On a change page the record is locked for the
 whole request (`get_object`); the form validates the input, then the service applies it to
 the locked record in memory (`decide`) or refuses it — a form error with the API's message,
-and nothing is saved. `save_model` writes what the service decided, `delete_model` deletes
-through the service. The domain admin says how, in `lock`, `decide`, `write` and `remove`.
+and nothing is saved. `save_model` writes what the service decided (or has it create the
+record), `delete_model` deletes through the service.
 """
 
 from functools import partial
@@ -58,19 +58,30 @@ def adopt(obj, created):
 
 
 class ServiceAdmin(admin.ModelAdmin):
+    """By default the app's `services` module decides: its `lock`, `create`, `apply_update`
+    (in memory) and `save`, as the API uses them; an admin overrides what differs."""
+
     form = ServiceForm
+    services = None
 
     def lock(self, user, pk):
         """The record `pk`, locked until the request's transaction ends."""
-        raise NotImplementedError
+        return self.services.lock(user, [pk])[pk]
 
     def decide(self, ctx, form):
-        """The service's decision on a valid form (raise errors.ItemError to refuse)."""
-        raise NotImplementedError
+        """The service's decision on a valid form; raises errors.ItemError to refuse."""
+        if form.instance._state.adding:
+            return form_values(form, form.cleaned_data)  # the service decides as it creates
+        return self.apply(ctx, form.instance, changed_values(form))
+
+    def create(self, ctx, data):
+        return self.services.create(ctx, data)
+
+    def apply(self, ctx, obj, changes):
+        return self.services.apply_update(obj, ctx, changes)
 
     def write(self, ctx, obj, decision):
-        """Write the decision; on the add page, `adopt` the created record into `obj`."""
-        raise NotImplementedError
+        self.services.save([decision])
 
     def remove(self, ctx, obj):
         raise NotImplementedError
@@ -92,7 +103,11 @@ class ServiceAdmin(admin.ModelAdmin):
         return actions
 
     def save_model(self, request, obj, form, change):
-        self.write(Context(actor=request.user), obj, form.decision)
+        ctx = Context(actor=request.user)
+        if change:
+            self.write(ctx, obj, form.decision)
+        else:
+            adopt(obj, self.create(ctx, form.decision))
 
     def delete_model(self, request, obj):
         self.remove(Context(actor=request.user), obj)

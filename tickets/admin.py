@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from bulkops.admin import bulk_action
-from bulkops.service_admin import ReadOnlyAdmin, ServiceAdmin, adopt, changed_values, form_values
+from bulkops.service_admin import ReadOnlyAdmin, ServiceAdmin
 
 from . import services
 from .forms import DATA_CHOICES
@@ -15,15 +15,15 @@ class CategoryAdmin(ServiceAdmin):
     def lock(self, user, pk):
         return Category.objects.select_for_update().get(pk=pk)
 
-    def decide(self, ctx, form):
-        services.check_can_change_categories(ctx.actor)
-        return changed_values(form)
+    def create(self, ctx, data):
+        return services.create_category(ctx, data)
 
-    def write(self, ctx, obj, decision):
-        if obj.pk is None:
-            adopt(obj, services.create_category(ctx, decision))
-        else:
-            services.update_category(obj, ctx, decision)
+    def apply(self, ctx, category, changes):
+        services.check_can_change_categories(ctx.actor)
+        return changes
+
+    def write(self, ctx, category, changes):
+        services.update_category(category, ctx, changes)
 
     def remove(self, ctx, obj):
         services.delete_category(obj, ctx)
@@ -31,6 +31,7 @@ class CategoryAdmin(ServiceAdmin):
 
 @admin.register(Ticket)
 class TicketAdmin(ServiceAdmin):
+    services = services
     list_display = ["id", "title", "status", "priority", "category", "requester", "assignee", "version", "is_deleted"]
     list_filter = ["status", "priority", "category", "is_deleted"]
     search_fields = ["title", "description"]
@@ -55,17 +56,6 @@ class TicketAdmin(ServiceAdmin):
 
     def lock(self, user, pk):
         return services.lock(user, [pk], include_deleted=True)[pk]
-
-    def decide(self, ctx, form):
-        if form.instance.pk is None:
-            return form_values(form, form.cleaned_data)
-        return services.apply_update(form.instance, ctx, changed_values(form))
-
-    def write(self, ctx, obj, decision):
-        if obj.pk is None:
-            adopt(obj, services.create(ctx, decision))
-        else:
-            services.save([decision])
 
     def remove(self, ctx, obj):
         """The change page's Delete is the same soft delete as everywhere else, audited."""

@@ -4,7 +4,7 @@ from rest_framework import serializers
 from bulkops.api.mixins import FieldSelectionMixin, TextField
 from bulkops.operations import StrictSerializer
 
-from ..models import Metric, MetricPermission, Role, Verification
+from ..models import Metric, MetricEvent, MetricPermission, Role, Verification
 
 
 class MetricSerializer(FieldSelectionMixin, serializers.ModelSerializer):
@@ -65,3 +65,14 @@ class ShareSerializer(StrictSerializer):
         if user is None:
             raise serializers.ValidationError(f"No active user with id {value}.")
         return user
+
+
+class MetricEventSerializer(FieldSelectionMixin, serializers.ModelSerializer):
+    """One audit row: the same shape as a ticket's history entry."""
+
+    actor = serializers.IntegerField(source="actor_id", read_only=True, allow_null=True)
+    bulk_operation = serializers.UUIDField(source="bulk_operation_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = MetricEvent
+        fields = ["field", "old_value", "new_value", "actor", "bulk_operation", "reason", "created_at"]
