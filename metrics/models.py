@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Case, OuterRef, Q, Subquery, Value, When
 
+from bulkops.audit import AuditEvent
+
 
 class Verification(models.TextChoices):
     NOT_REQUESTED = "not_requested"
@@ -73,17 +75,7 @@ class MetricPermission(models.Model):
         constraints = [models.UniqueConstraint(fields=["metric", "user"], name="unique_metric_user_permission")]
 
 
-class MetricEvent(models.Model):
+class MetricEvent(AuditEvent):
     """One changed field of one metric, or one changed share (`permission:<user id>`): the audit trail."""
 
     metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    bulk_operation = models.ForeignKey("bulkops.BulkOperation", null=True, blank=True, on_delete=models.SET_NULL)
-    field = models.CharField(max_length=50)
-    old_value = models.TextField(null=True, blank=True)
-    new_value = models.TextField(null=True, blank=True)
-    reason = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]

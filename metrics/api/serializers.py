@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from bulkops.api.audit import AuditEventSerializer
 from bulkops.api.mixins import FieldSelectionMixin, TextField
 from bulkops.operations import StrictSerializer
 
@@ -67,12 +68,6 @@ class ShareSerializer(StrictSerializer):
         return user
 
 
-class MetricEventSerializer(FieldSelectionMixin, serializers.ModelSerializer):
-    """One audit row: the same shape as a ticket's history entry."""
-
-    actor = serializers.IntegerField(source="actor_id", read_only=True, allow_null=True)
-    bulk_operation = serializers.UUIDField(source="bulk_operation_id", read_only=True, allow_null=True)
-
-    class Meta:
+class MetricEventSerializer(AuditEventSerializer):
+    class Meta(AuditEventSerializer.Meta):
         model = MetricEvent
-        fields = ["field", "old_value", "new_value", "actor", "bulk_operation", "reason", "created_at"]
