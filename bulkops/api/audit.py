@@ -3,8 +3,9 @@ from rest_framework import serializers
 from .mixins import FieldSelectionMixin
 
 
+# Each domain's history serializer subclasses this and names its event model in its Meta.
 class AuditEventSerializer(FieldSelectionMixin, serializers.ModelSerializer):
-    """One history entry, the same for every domain; a subclass names the model in its Meta."""
+    """One entry of a record's history: a field that changed, who changed it, in which bulk operation and why."""
 
     actor = serializers.IntegerField(source="actor_id", read_only=True, allow_null=True)
     bulk_operation = serializers.UUIDField(source="bulk_operation_id", read_only=True, allow_null=True)
