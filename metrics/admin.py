@@ -24,7 +24,8 @@ class SharesFormSet(forms.BaseInlineFormSet):
         super().clean()
         refusals = []
         for form in self.forms:
-            if form.errors or not (form.has_changed() or self._should_delete_form(form)):
+            # A deleted row is taken back whatever else it says, as Django ignores its errors.
+            if not self._should_delete_form(form) and (form.errors or not form.has_changed()):
                 continue
             try:
                 form.shares = self.decide(form)

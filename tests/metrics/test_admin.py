@@ -212,3 +212,12 @@ def test_shares_are_only_viewed_on_their_own_admin_page(admin_client):
         == 403
     )
     assert MetricPermission.objects.values_list("role", flat=True).get() == "can_edit"
+
+
+def test_a_row_marked_for_deletion_is_taken_back_even_with_a_blanked_role(admin_client):
+    metric = MetricFactory()
+    permission = MetricPermissionFactory(metric=metric)
+    response = admin_client.post(change_page(metric), form_of(metric, [(permission, permission.user, "", True)]))
+    assert response.status_code == 302
+    assert not MetricPermission.objects.exists()
+    assert MetricEvent.objects.values_list("field", "new_value").get() == (f"permission:{permission.user_id}", None)
