@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Case, OuterRef, Q, Subquery, Value, When
 
+from bulkops.audit import AuditEvent
+
 
 class Verification(models.TextChoices):
     NOT_REQUESTED = "not_requested"
@@ -71,3 +73,9 @@ class MetricPermission(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["metric", "user"], name="unique_metric_user_permission")]
+
+
+class MetricEvent(AuditEvent):
+    """One changed field of one metric, or one changed share (`permission:<user id>`): the audit trail."""
+
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="events")

@@ -1,6 +1,8 @@
 """Every change to a metric goes through here (single endpoints, bulk engine, batch, admin).
 
-As in `tickets.services`: `apply_*` change a locked metric in memory, `save` writes many.
+As in `tickets.services`: `apply_*` change a locked metric in memory and return the unsaved
+audit rows, `save` writes many. Sharing is audited on the metric too
+(`field: "permission:<user id>"`); it does not change the metric's `version`.
 """
 
 from dataclasses import dataclass, field
@@ -9,21 +11,46 @@ from django.db import transaction
 from django.utils import timezone
 
 from bulkops import errors
-from bulkops.sql import update_rows
+from bulkops.operations import Context
+from bulkops.sql import insert_rows, update_rows
 
-from .models import Metric, MetricPermission, Role, has_role
+from .models import Metric, MetricEvent, MetricPermission, Role, has_role
 
 SAVED_FIELDS = ["verification", "name", "description", "definition", "version", "updated_at"]
+EVENT_FIELDS = ["metric", "actor", "bulk_operation", "field", "old_value", "new_value", "reason", "created_at"]
 
 
 @dataclass
 class Change:
     metric: Metric
     before: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
 
     @property
     def changed(self):
-        return bool(self.before)
+        return bool(self.events)
+
+
+@dataclass
+class Share:
+    """A role given (`permission.role` set) or taken back (`removed`), with its audit row."""
+
+    permission: MetricPermission
+    event: MetricEvent | None
+    removed: bool = False
+
+
+def event(metric, ctx, name, old, new, now):
+    return MetricEvent(
+        metric=metric,
+        actor_id=ctx.actor.pk,
+        bulk_operation_id=ctx.operation_id,
+        field=name,
+        old_value=None if old is None else str(old),
+        new_value=None if new is None else str(new),
+        reason=ctx.reason,
+        created_at=now,
+    )
 
 
 def check_role(metric, at_least, action):
@@ -36,16 +63,17 @@ def apply_update(metric, ctx, changes, *, expected_version=None):
     check_role(metric, Role.CAN_EDIT, "update")
     if expected_version is not None and metric.version != expected_version:
         raise errors.Conflict(f"Metric {metric.pk} is at version {metric.version}, not {expected_version}")
-    change = Change(metric)
+    change, now = Change(metric), timezone.now()
     for name, value in changes.items():
         old = getattr(metric, name)
         if old != value:
             change.before[name] = old
+            change.events.append(event(metric, ctx, name, old, value, now))
             setattr(metric, name, value)
     if change.changed:
         change.before["version"] = metric.version
         metric.version += 1
-        metric.updated_at = timezone.now()
+        metric.updated_at = now
     return change
 
 
@@ -57,7 +85,10 @@ def create(ctx, data):
 
 
 def save(changes):
-    update_rows(Metric, [c.metric for c in changes if c.changed], SAVED_FIELDS)
+    """Write the metrics and audit rows of `changes` in two statements."""
+    changed = [c for c in changes if c.changed]
+    update_rows(Metric, [c.metric for c in changed], SAVED_FIELDS)
+    insert_rows(MetricEvent, [e for c in changed for e in c.events], EVENT_FIELDS)
 
 
 def lock(user, metric_ids):
@@ -66,28 +97,67 @@ def lock(user, metric_ids):
     return {m.pk: m for m in qs}
 
 
+def locked(metric_id, ctx):
+    metric = lock(ctx.actor, [metric_id]).get(metric_id)
+    if metric is None:
+        raise errors.NotFound(f"Metric {metric_id} not found")
+    return metric
+
+
 def change(metric_id, ctx, apply, *args, **kwargs):
     with transaction.atomic():
-        metric = lock(ctx.actor, [metric_id]).get(metric_id)
-        if metric is None:
-            raise errors.NotFound(f"Metric {metric_id} not found")
-        result = apply(metric, ctx, *args, **kwargs)
+        result = apply(locked(metric_id, ctx), ctx, *args, **kwargs)
         save([result])
     return result
 
 
-def share(metric_id, actor, user, role):
-    """Give `user` a role on a metric (replacing the one they had) ⇒ (permission, created).
+# --- sharing ------------------------------------------------------------------------------
+
+
+def _shared(metric, ctx, user):
+    """The permission `user` holds on a locked metric (unsaved if none), once the actor may share."""
+    check_role(metric, Role.FULL_ACCESS, "share")
+    existing = MetricPermission.objects.filter(metric=metric, user=user).first()
+    return existing or MetricPermission(metric=metric, user=user)
+
+
+def apply_share(metric, ctx, user, role):
+    """Give `user` a role on a locked metric, replacing the one they had, in memory.
 
     Owner and full_access may share, up to full_access: the owner role is the owner FK's alone.
     """
+    permission = _shared(metric, ctx, user)
+    if role == Role.OWNER:
+        raise errors.ValidationFailed("The owner role cannot be shared")
+    if user.pk == metric.owner_id:
+        raise errors.ValidationFailed("The owner already holds every role on this metric")
+    old, permission.role = permission.role or None, role
+    audit = event(metric, ctx, f"permission:{user.pk}", old, role, timezone.now()) if old != role else None
+    return Share(permission, audit)
+
+
+def apply_unshare(metric, ctx, user):
+    """Take back the role `user` holds on a locked metric, in memory."""
+    permission = _shared(metric, ctx, user)
+    if permission.pk is None:
+        raise errors.NotFound(f"Metric {metric.pk} is not shared with user {user.pk}")
+    return Share(permission, event(metric, ctx, f"permission:{user.pk}", permission.role, None, timezone.now()), True)
+
+
+def save_share(share):
+    if share.removed:
+        share.permission.delete()
+    else:
+        share.permission.save()
+    if share.event is not None:
+        share.event.save()
+
+
+def share(metric_id, actor, user, role):
+    """Give `user` a role on a metric (replacing the one they had) ⇒ (permission, created)."""
+    ctx = Context(actor=actor)
     with transaction.atomic():
-        metric = lock(actor, [metric_id]).get(metric_id)
-        if metric is None:
-            raise errors.NotFound(f"Metric {metric_id} not found")
-        check_role(metric, Role.FULL_ACCESS, "share")
-        if role == Role.OWNER:
-            raise errors.ValidationFailed("The owner role cannot be shared")
-        if user.pk == metric.owner_id:
-            raise errors.ValidationFailed("The owner already holds every role on this metric")
-        return MetricPermission.objects.update_or_create(metric=metric, user=user, defaults={"role": role})
+        result = apply_share(locked(metric_id, ctx), ctx, user, role)
+        created = result.permission.pk is None
+        save_share(result)
+    return result.permission, created

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from bulkops.admin import bulk_action
+from bulkops.service_admin import ReadOnlyAdmin, ServiceAdmin
 
 from . import services
 from .forms import DATA_CHOICES
@@ -8,17 +9,33 @@ from .models import Category, Comment, Ticket, TicketEvent
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(ServiceAdmin):
     search_fields = ["name"]
+
+    def lock(self, user, pk):
+        return Category.objects.select_for_update().get(pk=pk)
+
+    def create(self, ctx, data):
+        return services.create_category(ctx, data)
+
+    def apply(self, ctx, category, changes):
+        services.check_can_change_categories(ctx.actor)
+        return changes
+
+    def write(self, ctx, category, changes):
+        services.update_category(category, ctx, changes)
+
+    def remove(self, ctx, obj):
+        services.delete_category(obj, ctx)
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(ServiceAdmin):
+    services = services
     list_display = ["id", "title", "status", "priority", "category", "requester", "assignee", "version", "is_deleted"]
     list_filter = ["status", "priority", "category", "is_deleted"]
     search_fields = ["title", "description"]
     raw_id_fields = ["requester", "assignee"]
-    readonly_fields = ["version", "created_at", "updated_at", "deleted_at"]
     # Each starts a bulk operation (soft delete included): audited, cancellable, visible.
     actions = [
         bulk_action("tickets", "update_status", "Change status…"),
@@ -29,14 +46,20 @@ class TicketAdmin(admin.ModelAdmin):
         bulk_action("tickets", "delete", "Delete…", permission="delete"),
     ]
 
-    def get_actions(self, request, action_location=admin.ActionLocation.CHANGE_LIST):
-        actions = super().get_actions(request, action_location)
-        actions.pop("delete_selected", None)  # a hard delete, past the audit trail: "Delete…" instead
-        return actions
+    def get_readonly_fields(self, request, obj=None):
+        # The services change neither who requested a ticket nor, but by Delete, whether it is deleted.
+        fixed = ["version", "is_deleted", "deleted_at", "created_at", "updated_at"]
+        return fixed if obj is None else ["requester", *fixed]
 
-    def delete_model(self, request, obj):
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj and obj.is_deleted)
+
+    def lock(self, user, pk):
+        return services.lock(user, [pk], include_deleted=True)[pk]
+
+    def remove(self, ctx, obj):
         """The change page's Delete is the same soft delete as everywhere else, audited."""
-        services.change(obj.pk, services.Context(actor=request.user), services.apply_delete)
+        services.save([services.apply_delete(obj, ctx)])
 
 
 @admin.register(Comment)
@@ -47,7 +70,7 @@ class CommentAdmin(admin.ModelAdmin):
 
 
 @admin.register(TicketEvent)
-class TicketEventAdmin(admin.ModelAdmin):
+class TicketEventAdmin(ReadOnlyAdmin):
     list_display = ["ticket", "field", "old_value", "new_value", "actor", "bulk_operation", "created_at"]
     list_filter = ["field"]
     raw_id_fields = ["ticket", "actor", "bulk_operation"]

@@ -1,12 +1,11 @@
 """What the batch endpoints (bulkops/batch.py) do with tickets and categories: the single
 endpoints' serializers and services, one locked record at a time."""
 
-from bulkops import errors
 from bulkops.batch import Handler, register_handler, validated
 
 from . import services
 from .api.serializers import CategorySerializer, TicketCreateSerializer, TicketPatchSerializer, TicketSerializer
-from .models import Category, Ticket, is_agent
+from .models import Category, Ticket
 
 
 @register_handler
@@ -35,7 +34,7 @@ class TicketHandler(Handler):
 
 @register_handler
 class CategoryHandler(Handler):
-    """Everyone reads categories; agents write them (the single endpoints' IsAgentOrReadOnly)."""
+    """Everyone reads categories; agents write them (tickets.services, as the single endpoints)."""
 
     resource_type, label, serializer_class = "categories", "Category", CategorySerializer
 
@@ -46,20 +45,13 @@ class CategoryHandler(Handler):
         return {c.pk: c for c in Category.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
 
     def create(self, ctx, data):
-        return self.write(ctx, CategorySerializer(data=data))
+        services.check_can_change_categories(ctx.actor)  # before validation, as the single endpoint
+        return self.represent(services.create_category(ctx, validated(CategorySerializer(data=data))))
 
     def update(self, category, ctx, data):
-        return self.write(ctx, CategorySerializer(category, data=data, partial=True))
+        services.check_can_change_categories(ctx.actor)
+        data = validated(CategorySerializer(category, data=data, partial=True))
+        return self.represent(services.update_category(category, ctx, data))
 
     def delete(self, category, ctx):
-        self.check_agent(ctx)
-        services.delete_category(category)
-
-    def write(self, ctx, serializer):
-        self.check_agent(ctx)
-        validated(serializer)
-        return self.represent(serializer.save())
-
-    def check_agent(self, ctx):
-        if not is_agent(ctx.actor):
-            raise errors.PermissionDenied("Insufficient permissions to change categories")
+        services.delete_category(category, ctx)

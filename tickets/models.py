@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from bulkops.audit import AuditEvent
+
 
 class Status(models.TextChoices):
     OPEN = "open"
@@ -93,17 +95,7 @@ class Comment(models.Model):
         ordering = ["created_at", "id"]
 
 
-class TicketEvent(models.Model):
+class TicketEvent(AuditEvent):
     """One changed field of one ticket: the audit trail."""
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    bulk_operation = models.ForeignKey("bulkops.BulkOperation", null=True, blank=True, on_delete=models.SET_NULL)
-    field = models.CharField(max_length=50)
-    old_value = models.TextField(null=True, blank=True)
-    new_value = models.TextField(null=True, blank=True)
-    reason = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]

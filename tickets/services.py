@@ -16,7 +16,7 @@ from bulkops import errors
 from bulkops.operations import Context  # noqa: F401 - re-exported for callers
 from bulkops.sql import insert_rows, update_rows
 
-from .models import TRANSITIONS, Comment, Ticket, TicketEvent, is_agent
+from .models import TRANSITIONS, Category, Comment, Ticket, TicketEvent, is_agent
 
 REQUESTER_FIELDS = {"title", "description"}
 EDITABLE_FIELDS = ("title", "description", "status", "priority", "category_id", "assignee_id")
@@ -172,8 +172,31 @@ def create(ctx, data):
     return Ticket.objects.create(**data)
 
 
-def delete_category(category):
+# --- categories ---------------------------------------------------------------------------
+
+
+def check_can_change_categories(user):
+    """Everyone reads categories; only agents add, rename or delete them."""
+    if not is_agent(user):
+        raise errors.PermissionDenied("Insufficient permissions to change categories")
+
+
+def create_category(ctx, data):
+    check_can_change_categories(ctx.actor)
+    return Category.objects.create(**data)
+
+
+def update_category(category, ctx, data):
+    check_can_change_categories(ctx.actor)
+    for name, value in data.items():
+        setattr(category, name, value)
+    category.save(update_fields=list(data))
+    return category
+
+
+def delete_category(category, ctx):
     """Delete a category no ticket uses (deleted ones included): clearing it would change them unaudited."""
+    check_can_change_categories(ctx.actor)
     used = category.ticket_set.count()
     if used:
         raise errors.Conflict(f"Category {category.name!r} is set on {used} tickets; change them first")

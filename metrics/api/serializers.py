@@ -1,10 +1,11 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from bulkops.api.audit import AuditEventSerializer
 from bulkops.api.mixins import FieldSelectionMixin, TextField
 from bulkops.operations import StrictSerializer
 
-from ..models import Metric, MetricPermission, Role, Verification
+from ..models import Metric, MetricEvent, MetricPermission, Role, Verification
 
 
 class MetricSerializer(FieldSelectionMixin, serializers.ModelSerializer):
@@ -65,3 +66,8 @@ class ShareSerializer(StrictSerializer):
         if user is None:
             raise serializers.ValidationError(f"No active user with id {value}.")
         return user
+
+
+class MetricEventSerializer(AuditEventSerializer):
+    class Meta(AuditEventSerializer.Meta):
+        model = MetricEvent

@@ -12,6 +12,7 @@ from ..filtersets import MetricFilterSet
 from ..models import Metric
 from .serializers import (
     MetricCreateSerializer,
+    MetricEventSerializer,
     MetricPatchSerializer,
     MetricPermissionSerializer,
     MetricSerializer,
@@ -20,7 +21,7 @@ from .serializers import (
 
 
 class MetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Metrics: list (filters), create, retrieve, PATCH, sharing."""
+    """Metrics: list (filters), create, retrieve, PATCH, history, sharing."""
 
     queryset = Metric.objects.none()  # the model, for the schema; get_queryset says what a user sees
     serializer_class = MetricSerializer
@@ -61,6 +62,14 @@ class MetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             self.metric_id(), Context(actor=request.user), services.apply_update, changes, expected_version=version
         )
         return Response(MetricSerializer(change.metric).data)
+
+    @extend_schema(responses={200: MetricEventSerializer(many=True)})
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def history(self, request, pk=None):
+        """Every change of the metric and of its sharing, oldest first."""
+        events = self.get_object().events.order_by("created_at", "id")
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(MetricEventSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(methods=["get"], responses={200: MetricPermissionSerializer(many=True)})
     @extend_schema(

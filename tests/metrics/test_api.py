@@ -306,3 +306,48 @@ def test_a_stranger_listing_permissions_is_404(client_for):
 @pytest.mark.parametrize("path", [URL, f"{URL}{uuid.uuid4()}/"])
 def test_options_describes_the_endpoint(client_for, user, path):
     assert client_for(user).options(path).status_code == 200
+
+
+# --- history ----------------------------------------------------------------------------------
+
+HISTORY_KEYS = {"field", "old_value", "new_value", "actor", "bulk_operation", "reason", "created_at"}
+
+
+def test_history_lists_each_change_and_share_in_order_like_a_tickets(client_for):
+    metric, owner = holder("owner")
+    other, client = UserFactory(), client_for(owner)
+    client.patch(url(metric), {"verification": "requested"}, format="json")
+    share(client, metric, other.pk, "can_view")
+    client.patch(url(metric), {"name": "Churn"}, format="json")
+    body = client.get(url(metric, "history/")).json()
+    assert (body["count"], body["previous"], body["next"]) == (3, None, None)
+    assert all(set(entry) == HISTORY_KEYS for entry in body["results"])
+    assert [(e["field"], e["old_value"], e["new_value"], e["actor"]) for e in body["results"]] == [
+        ("verification", "not_requested", "requested", owner.pk),
+        (f"permission:{other.pk}", None, "can_view", owner.pk),
+        ("name", metric.name, "Churn", owner.pk),
+    ]
+    assert {(e["bulk_operation"], e["reason"]) for e in body["results"]} == {(None, "")}
+
+
+def test_history_is_paginated_and_takes_fields(client_for):
+    metric, owner = holder("owner")
+    for verification in ["requested", "in_review", "verified"]:
+        client_for(owner).patch(url(metric), {"verification": verification}, format="json")
+    body = client_for(owner).get(url(metric, "history/"), {"limit": 2, "fields": "new_value"}).json()
+    assert body["count"] == 3
+    assert body["results"] == [{"new_value": "requested"}, {"new_value": "in_review"}]
+    assert body["next"] is not None
+
+
+@pytest.mark.parametrize("role", ["can_view", "can_edit", "full_access"])
+def test_every_role_reads_the_history(client_for, role):
+    metric, user = holder(role)
+    assert client_for(user).get(url(metric, "history/")).status_code == 200
+
+
+def test_the_history_of_a_metric_without_permission_is_404(client_for):
+    metric, user = holder(None)
+    response = client_for(user).get(url(metric, "history/"))
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"

@@ -3,7 +3,7 @@ import pytest
 from bulkops import errors
 from bulkops.operations import Context
 from metrics import services
-from metrics.models import Metric, MetricPermission, Role, has_role
+from metrics.models import Metric, MetricEvent, MetricPermission, Role, has_role
 
 from ..factories import MetricFactory, MetricPermissionFactory, StaffFactory, UserFactory
 
@@ -152,3 +152,57 @@ def test_save_writes_many_changes_at_once():
         locked = services.lock(owner, [m.pk for m in metrics])
         services.save([services.apply_update(m, ctx(owner), {"verification": "in_review"}) for m in locked.values()])
     assert set(Metric.objects.values_list("verification", "version")) == {("in_review", 2)}
+
+
+# --- the audit trail ------------------------------------------------------------------------
+
+
+def test_each_changed_field_writes_one_metric_event():
+    metric, user = shared("can_edit")
+    services.change(metric.pk, Context(actor=user, reason="quarterly review"), services.apply_update,
+                    {"name": "Churn", "verification": "verified", "description": ""})  # fmt: skip
+    events = MetricEvent.objects.filter(metric=metric)
+    assert set(events.values_list("field", "old_value", "new_value")) == {
+        ("name", metric.name, "Churn"),
+        ("verification", "not_requested", "verified"),
+    }
+    assert set(events.values_list("actor", "bulk_operation", "reason")) == {(user.pk, None, "quarterly review")}
+
+
+def test_a_refused_or_empty_change_writes_no_event():
+    metric, user = shared("can_view")
+    with pytest.raises(errors.PermissionDenied):
+        verify(metric, user)
+    verify(MetricFactory(verification="verified"), StaffFactory())
+    assert not MetricEvent.objects.exists()
+
+
+def test_sharing_changing_and_taking_back_a_role_are_audited_on_the_metric():
+    metric, other = MetricFactory(), UserFactory()
+    services.share(metric.pk, metric.owner, other, "can_edit")
+    services.share(metric.pk, metric.owner, other, "can_edit")  # the same role again: nothing changes
+    services.share(metric.pk, metric.owner, other, "can_view")
+    with services.transaction.atomic():
+        services.save_share(services.apply_unshare(services.lock(metric.owner, [metric.pk])[metric.pk],
+                                                   ctx(metric.owner), other))  # fmt: skip
+    assert not MetricPermission.objects.exists()
+    events = MetricEvent.objects.filter(metric=metric).order_by("id")
+    assert list(events.values_list("field", "old_value", "new_value", "actor")) == [
+        (f"permission:{other.pk}", None, "can_edit", metric.owner_id),
+        (f"permission:{other.pk}", "can_edit", "can_view", metric.owner_id),
+        (f"permission:{other.pk}", "can_view", None, metric.owner_id),
+    ]
+    assert Metric.objects.get().version == 1
+
+
+def test_taking_back_a_role_never_given_is_not_found():
+    metric = MetricFactory()
+    with pytest.raises(errors.NotFound, match="not shared with user"):
+        services.apply_unshare(services.lock(metric.owner, [metric.pk])[metric.pk], ctx(metric.owner), UserFactory())
+
+
+def test_a_refused_share_writes_no_event():
+    metric, user = shared("can_edit")
+    with pytest.raises(errors.PermissionDenied):
+        services.share(metric.pk, user, UserFactory(), "can_view")
+    assert not MetricEvent.objects.exists()

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from bulkops.models import BulkOperation
-from tickets.models import Ticket
+from tickets.models import Category, Ticket, TicketEvent
 
 from ..bulkops.helpers import work_off
 from ..factories import AgentFactory, CategoryFactory, StaffFactory, TicketFactory
@@ -140,3 +140,118 @@ def test_the_change_page_delete_is_a_soft_delete_with_an_audit_row(client):
     ticket.refresh_from_db()
     assert ticket.is_deleted and ticket.version == 2
     assert ticket.events.filter(field="is_deleted", new_value="True", actor=staff).exists()
+
+
+# --- the change, add and delete pages go through tickets.services ----------------------------
+
+
+def change_page(ticket):
+    return f"/admin/tickets/ticket/{ticket.pk}/change/"
+
+
+def form_of(ticket, **changes):
+    """What the change page posts back: the ticket's values, with `changes`."""
+    values = {
+        "title": ticket.title,
+        "description": ticket.description,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "category": ticket.category_id or "",
+        "requester": ticket.requester_id,
+        "assignee": ticket.assignee_id or "",
+    }
+    return {**values, **changes}
+
+
+def test_the_change_page_refuses_to_reopen_a_closed_ticket_with_the_apis_message(admin_client):
+    ticket = TicketFactory(status="closed")
+    response = admin_client.post(change_page(ticket), form_of(ticket, status="open", title="Reopened"))
+    assert response.status_code == 200
+    assert "Cannot change status from closed to open" in response.content.decode()
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.title, ticket.version) == ("closed", ticket.title, 1)
+    assert not TicketEvent.objects.exists()
+
+
+def test_a_change_page_edit_bumps_the_version_and_writes_history_as_the_staff_user(admin_client, staff):
+    ticket = TicketFactory()
+    response = admin_client.post(change_page(ticket), form_of(ticket, status="in_progress", priority="high"))
+    assert response.status_code == 302
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.priority, ticket.version) == ("in_progress", "high", 2)
+    events = ticket.events.values_list("field", "old_value", "new_value", "actor")
+    assert sorted(events) == [("priority", "normal", "high", staff.pk), ("status", "open", "in_progress", staff.pk)]
+
+
+def test_saving_the_change_page_unchanged_changes_nothing(admin_client):
+    ticket = TicketFactory()
+    assert admin_client.post(change_page(ticket), form_of(ticket)).status_code == 302
+    ticket.refresh_from_db()
+    assert ticket.version == 1
+    assert not TicketEvent.objects.exists()
+
+
+def test_the_requester_and_deletion_are_not_edited_on_the_change_page(admin_client):
+    ticket = TicketFactory()
+    other = StaffFactory()
+    admin_client.post(change_page(ticket), form_of(ticket, requester=other.pk, is_deleted="on"))
+    ticket.refresh_from_db()
+    assert (ticket.requester_id, ticket.is_deleted, ticket.version) == (ticket.requester_id, False, 1)
+    assert ticket.requester_id != other.pk
+
+
+def test_the_add_page_creates_a_ticket_through_the_service(admin_client, staff):
+    response = admin_client.post("/admin/tickets/ticket/add/", {"title": "Printer", "status": "open",
+                                                                "priority": "low", "requester": staff.pk})  # fmt: skip
+    ticket = Ticket.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/tickets/ticket/"
+    assert (ticket.title, ticket.priority, ticket.requester, ticket.version) == ("Printer", "low", staff, 1)
+
+
+def test_a_deleted_ticket_cannot_be_deleted_again_from_its_page(admin_client):
+    ticket = TicketFactory(is_deleted=True)
+    response = admin_client.post(f"/admin/tickets/ticket/{ticket.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    ticket.refresh_from_db()
+    assert ticket.version == 1
+    assert not TicketEvent.objects.exists()
+
+
+# --- the audit trail is read-only ------------------------------------------------------------
+
+
+def test_ticket_events_cannot_be_added_changed_or_deleted_in_the_admin(admin_client):
+    ticket = TicketFactory()
+    admin_client.post(change_page(ticket), form_of(ticket, priority="high"))
+    event = TicketEvent.objects.get()
+    assert admin_client.get("/admin/tickets/ticketevent/add/").status_code == 403
+    assert admin_client.post("/admin/tickets/ticketevent/add/", {"ticket": ticket.pk, "field": "x"}).status_code == 403
+    page = f"/admin/tickets/ticketevent/{event.pk}/change/"
+    assert admin_client.get(page).status_code == 200
+    assert 'name="new_value"' not in admin_client.get(page).content.decode()
+    admin_client.post(page, {"ticket": ticket.pk, "field": "status", "new_value": "forged"})
+    assert admin_client.post(f"/admin/tickets/ticketevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    changelist = admin_client.get("/admin/tickets/ticketevent/").content.decode()
+    assert "delete_selected" not in changelist
+    assert TicketEvent.objects.values_list("field", "new_value").get() == ("priority", "high")
+
+
+# --- categories ------------------------------------------------------------------------------
+
+
+def test_categories_are_added_renamed_and_deleted_on_their_admin_pages(admin_client):
+    assert admin_client.post("/admin/tickets/category/add/", {"name": "Network"}).status_code == 302
+    category = Category.objects.get()
+    assert admin_client.post(f"/admin/tickets/category/{category.pk}/change/", {"name": "Net"}).status_code == 302
+    assert Category.objects.get().name == "Net"
+    assert admin_client.post(f"/admin/tickets/category/{category.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Category.objects.exists()
+
+
+def test_a_category_in_use_is_not_deleted_from_its_admin_page(admin_client):
+    category = CategoryFactory()
+    TicketFactory(category=category)
+    response = admin_client.post(f"/admin/tickets/category/{category.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 200
+    assert Category.objects.filter(pk=category.pk).exists()

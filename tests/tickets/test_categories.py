@@ -2,6 +2,8 @@
 
 import pytest
 
+from bulkops import errors
+from tickets import services
 from tickets.models import Category
 
 from ..factories import CategoryFactory, StaffFactory, TicketFactory, UserFactory
@@ -87,3 +89,35 @@ def test_anonymous_users_get_401(client_for):
     response = client_for(None).get(URL)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "NOT_AUTHENTICATED"
+
+
+# --- tickets.services: the one place of the agents-only rule ---------------------------------
+
+
+def test_the_services_let_only_agents_change_categories(user):
+    category = CategoryFactory(name="Billing")
+    ctx = services.Context(actor=user)
+    for attempt in [
+        lambda: services.create_category(ctx, {"name": "New"}),
+        lambda: services.update_category(category, ctx, {"name": "Renamed"}),
+        lambda: services.delete_category(category, ctx),
+    ]:
+        with pytest.raises(errors.PermissionDenied, match="Insufficient permissions to change categories"):
+            attempt()
+    assert list(Category.objects.values_list("name", flat=True)) == ["Billing"]
+
+
+def test_the_api_refuses_a_non_agent_with_the_services_message(client_for, user):
+    response = client_for(user).post(URL, {"name": "New"}, format="json")
+    assert response.json()["error"] == {
+        "code": "PERMISSION_DENIED",
+        "message": "Insufficient permissions to change categories",
+        "details": None,
+    }
+
+
+def test_a_batch_refuses_a_non_agent_with_the_same_message(client_for, user):
+    step = {"method": "POST", "resource_type": "categories", "data": {"name": "New"}}
+    result = client_for(user).post("/api/v1/batch/", {"operations": [step]}, format="json").json()["results"][0]
+    assert (result["success"], result["error"]["message"]) == (False, "Insufficient permissions to change categories")
+    assert not Category.objects.exists()

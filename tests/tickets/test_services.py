@@ -285,7 +285,7 @@ def test_save_writes_many_changes_at_once():
 
 def test_an_unused_category_can_be_deleted():
     category = CategoryFactory()
-    services.delete_category(category)
+    services.delete_category(category, ctx(AgentFactory()))
     assert not type(category).objects.exists()
 
 
@@ -293,5 +293,5 @@ def test_a_category_set_on_tickets_cannot_be_deleted():
     category = CategoryFactory(name="Hardware")
     TicketFactory.create_batch(2, category=category)
     with pytest.raises(errors.Conflict, match="'Hardware' is set on 2 tickets"):
-        services.delete_category(category)
+        services.delete_category(category, ctx(AgentFactory()))
     assert Ticket.objects.filter(category=category).count() == 2

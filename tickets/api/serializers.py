@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from bulkops.api.audit import AuditEventSerializer
 from bulkops.api.mixins import FieldSelectionMixin, TextField
 from bulkops.operations import StrictSerializer
 
@@ -84,10 +85,6 @@ class CommentCreateSerializer(StrictSerializer):
     body = TextField(max_length=10_000)
 
 
-class TicketEventSerializer(FieldSelectionMixin, serializers.ModelSerializer):
-    actor = serializers.IntegerField(source="actor_id", read_only=True, allow_null=True)
-    bulk_operation = serializers.UUIDField(source="bulk_operation_id", read_only=True, allow_null=True)
-
-    class Meta:
+class TicketEventSerializer(AuditEventSerializer):
+    class Meta(AuditEventSerializer.Meta):
         model = TicketEvent
-        fields = ["field", "old_value", "new_value", "actor", "bulk_operation", "reason", "created_at"]
