@@ -23,22 +23,24 @@ def how_many(count, opts):
 def bulk_action(resource, name, description, *, permission="change", choices=None):
     """A changelist action that starts the bulk operation (resource, name) on the selected
     records, after an intermediate form that says how many. With "select all N", Django
-    passes the whole filtered queryset; its ids are the snapshot the operation runs on."""
+    passes the whole filtered queryset; the ids of those the operation can change are the
+    snapshot it runs on."""
 
     verb = description.rstrip("…")
 
     def action(modeladmin, request, queryset):
         definition = registry.get(resource, name)
+        targets = definition.changeable(queryset)
         form = OperationForm(
             definition, request.POST if "apply" in request.POST else None, prefix="data", choices=choices
         )
         opts = modeladmin.model._meta
         if form.is_bound and form.is_valid():
-            op = form.start(request, snapshot_ids(queryset))
+            op = form.start(request, snapshot_ids(targets))
             if op is not None:
                 modeladmin.message_user(request, f"{verb}: started on {how_many(op.total_items, opts)}.")
                 return redirect("bulkops:operation", op_id=op.pk)
-        count = queryset.count()
+        count = targets.count()
         context = {
             **modeladmin.admin_site.each_context(request),
             "title": f"{verb}: {how_many(count, opts)}",

@@ -9,6 +9,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from bulkops.filtersets import given_filters
 from bulkops.forms import OperationForm, label_of, operation_choices, snapshot_ids
 from bulkops.views import filter_query
 
@@ -22,7 +23,7 @@ PAGE_SIZE = 50
 @login_required
 def ticket_list(request):
     visible = Ticket.objects.visible_to(request.user).select_related("category", "assignee", "requester")
-    filterset = TicketFilterSet(request.GET, queryset=visible)
+    filterset = TicketFilterSet(given_filters(request.GET), queryset=visible)
     list_filters(filterset, request.user)
     tickets = filterset.qs.order_by("-pk") if filterset.is_valid() else visible.none()
     context = {

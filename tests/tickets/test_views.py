@@ -1,3 +1,4 @@
+import html
 import re
 
 import pytest
@@ -83,6 +84,21 @@ def test_an_invalid_filter_shows_its_error_and_no_tickets(agent_client):
     assert response.status_code == 200
     assert rows(response) == []
     assert "Select a valid choice" in response.content.decode()
+
+
+def test_the_filter_forms_unfilled_fields_mean_not_filtered(client, staff):
+    tickets = TicketFactory.create_batch(2)
+    client.force_login(staff)
+    response = client.get("/tickets/?status=&priority=&category=&assignee=&search=&created_after=&is_deleted=")
+    assert rows(response) == [t.pk for t in reversed(tickets)]
+
+
+def test_a_filter_value_the_list_cannot_use_shows_its_error_and_no_tickets(client, staff):
+    TicketFactory()
+    client.force_login(staff)
+    response = client.get("/tickets/?is_deleted=maybe")
+    assert rows(response) == []
+    assert "“maybe” is not a value this filter can use." in response.content.decode()
 
 
 def test_the_list_is_paginated_and_keeps_the_filter_across_pages(agent_client):
@@ -273,3 +289,56 @@ def test_a_started_action_changes_the_tickets_on_a_worker():
     assert set(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == {"resolved"}
     page = client.get(f"/bulk-operations/{op.pk}/").content.decode()
     assert "INVALID_TRANSITION" in page
+
+
+# --- select all with a filter it cannot use; what a confirmation counts --------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("is_deleted=maybe", "is_deleted: “maybe” is not a value this filter can use."),
+        ("created_after=yesterday", "created_after: Enter a valid date/time."),
+        ("assignee=abc", "assignee: Enter a whole number."),
+    ],
+)
+def test_select_all_with_a_filter_it_cannot_use_starts_nothing_and_says_which(agent_client, query, message):
+    TicketFactory.create_batch(3)
+    data = {"select_across": "1", "query": query, "data-body": "Twice?"}
+    response = bulk(agent_client, "add_comment", step="start", **data)
+    assert response.status_code == 302
+    assert response["Location"] == f"/tickets/?{query}"
+    page = html.unescape(agent_client.get(response["Location"]).content.decode())
+    assert f"The list's filter cannot be used: {message}" in page
+    assert not BulkOperation.objects.exists()
+
+
+def test_select_all_ignores_the_filter_forms_unfilled_fields(agent_client):
+    high = TicketFactory.create_batch(2, priority="high")
+    TicketFactory(priority="low")
+    query = "status=&priority=high&assignee=&search="
+    bulk(agent_client, "set_priority", step="start", select_across="1", query=query, **{"data-priority": "low"})
+    assert sorted(BulkOperation.objects.get().items.values_list("target_id", flat=True)) == sorted(
+        str(t.pk) for t in high
+    )
+
+
+def test_restore_counts_and_starts_on_the_deleted_tickets_only(client, staff):
+    deleted = TicketFactory.create_batch(3, is_deleted=True)
+    TicketFactory.create_batch(4)
+    client.force_login(staff)
+    confirm = bulk(client, "restore", step="confirm", select_across="1")
+    assert '<strong id="confirm-count">3 tickets</strong> will change.' in confirm.content.decode()
+    bulk(client, "restore", step="start", select_across="1")
+    op = BulkOperation.objects.get()
+    assert op.total_items == 3
+    assert list(op.items.values_list("target_id", flat=True)) == [str(t.pk) for t in deleted]
+
+
+def test_every_other_action_counts_and_starts_on_the_live_tickets_only(client, staff):
+    deleted, live = TicketFactory(is_deleted=True), TicketFactory()
+    client.force_login(staff)
+    form = bulk(client, "delete", ids=[deleted.pk, live.pk])
+    assert "1 ticket selected" in form.content.decode()
+    bulk(client, "delete", step="start", ids=[deleted.pk, live.pk])
+    assert list(BulkOperation.objects.get().items.values_list("target_id", flat=True)) == [str(live.pk)]
