@@ -4,7 +4,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
 from django.forms.models import BaseInlineFormSet
-from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -12,6 +11,7 @@ from django.utils.html import format_html
 from . import errors, registry, services
 from .forms import OperationForm, snapshot_ids
 from .models import BulkOperation, BulkOperationItem
+from .views import opened, restarted
 
 # --- bulk actions on the domain changelists ---------------------------------------------
 
@@ -29,17 +29,17 @@ def bulk_action(resource, name, description, *, permission="change", choices=Non
     verb = description.rstrip("…")
 
     def action(modeladmin, request, queryset):
+        applied = "apply" in request.POST
+        if applied and (earlier := restarted(request)):
+            return earlier
         definition = registry.get(resource, name)
         targets = definition.changeable(queryset)
-        form = OperationForm(
-            definition, request.POST if "apply" in request.POST else None, prefix="data", choices=choices
-        )
+        form = OperationForm(definition, request.POST if applied else None, choices=choices)
         opts = modeladmin.model._meta
         if form.is_bound and form.is_valid():
-            op = form.start(request, snapshot_ids(targets))
+            op, created = form.start(request, snapshot_ids(targets))
             if op is not None:
-                modeladmin.message_user(request, f"{verb}: started on {how_many(op.total_items, opts)}.")
-                return redirect("bulkops:operation", op_id=op.pk)
+                return opened(request, op, created, f"{verb}: started on {how_many(op.total_items, opts)}.")
         count = targets.count()
         context = {
             **modeladmin.admin_site.each_context(request),

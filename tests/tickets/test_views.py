@@ -8,7 +8,7 @@ from bulkops.api.serializers import public_names
 from bulkops.models import BulkOperation
 from tickets.models import Ticket
 
-from ..bulkops.helpers import work_off
+from ..bulkops.helpers import hidden_inputs, work_off
 from ..factories import AgentFactory, CategoryFactory, TicketFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -342,3 +342,63 @@ def test_every_other_action_counts_and_starts_on_the_live_tickets_only(client, s
     assert "1 ticket selected" in form.content.decode()
     bulk(client, "delete", step="start", ids=[deleted.pk, live.pk])
     assert list(BulkOperation.objects.get().items.values_list("target_id", flat=True)) == [str(live.pk)]
+
+
+# --- a page form submitted again starts nothing (SPEC §11) -----------------------------------
+
+BULK_FORM = 'action="/tickets/bulk/"'
+
+
+def confirmation(client, operation, ids, **data):
+    """The action's form (where its one-time token is made), filled in and reviewed."""
+    form = bulk(client, operation, ids=ids)
+    return client.post("/tickets/bulk/", {**hidden_inputs(form, BULK_FORM), **data, "step": "confirm"})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starting_twice_from_one_confirmation_adds_each_comment_once():
+    agent = AgentFactory()
+    client = Client()
+    client.force_login(agent)
+    tickets = TicketFactory.create_batch(3)
+    confirm = confirmation(client, "add_comment", [t.pk for t in tickets], **{"data-body": "On it"})
+    start = {**hidden_inputs(confirm, BULK_FORM), "step": "start"}
+    first = client.post("/tickets/bulk/", start)
+    again = client.post("/tickets/bulk/", start)  # Back and Start again, a double click, a reload
+    op = BulkOperation.objects.get()
+    assert first["Location"] == again["Location"] == f"/bulk-operations/{op.pk}/"
+    page = client.get(again["Location"]).content.decode()
+    assert "This form was submitted before: this is the operation it started; nothing new was started." in page
+    work_off()
+    assert [t.comments.count() for t in tickets] == [1, 1, 1]
+
+
+def test_going_back_to_change_the_values_of_a_started_form_starts_nothing_new(agent_client):
+    ticket = TicketFactory()
+    confirm = confirmation(agent_client, "add_comment", [ticket.pk], **{"data-body": "First"})
+    first = agent_client.post("/tickets/bulk/", {**hidden_inputs(confirm, BULK_FORM), "step": "start"})
+    edited = {**hidden_inputs(confirm, BULK_FORM), "data-body": "Second"}
+    reviewed = agent_client.post("/tickets/bulk/", {**edited, "step": "confirm"})
+    again = agent_client.post("/tickets/bulk/", {**hidden_inputs(reviewed, BULK_FORM), "step": "start"})
+    op = BulkOperation.objects.get()
+    assert first["Location"] == again["Location"] == f"/bulk-operations/{op.pk}/"
+    assert op.operation_data == {"body": "First"}
+
+
+def test_each_rendering_of_the_actions_form_has_a_token_of_its_own(agent_client):
+    ticket = TicketFactory()
+    tokens = [hidden_inputs(bulk(agent_client, "add_comment", ids=[ticket.pk]), BULK_FORM)["data-token"] for _ in "ab"]
+    assert tokens[0] != tokens[1]
+    assert all(re.fullmatch(r"[\w-]{32}", token) for [token] in tokens)
+
+
+def test_a_token_that_is_not_one_of_ours_is_replaced_not_used(agent_client):
+    ticket = TicketFactory()
+    for token in ("x", "a\x00b" * 10, "é" * 40):
+        response = bulk(
+            agent_client, "add_comment", step="start", ids=[ticket.pk], **{"data-body": "Hi", "data-token": token}
+        )
+        assert response.status_code == 302
+    keys = set(BulkOperation.objects.values_list("idempotency_key", flat=True))
+    assert len(keys) == 3
+    assert all(re.fullmatch(r"page:[\w-]{32}", key) for key in keys)
