@@ -2,9 +2,12 @@
 and logging in and out."""
 
 import re
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -292,6 +295,27 @@ def test_reverting_twice_puts_each_ticket_back_once(agent_client):
     revert = BulkOperation.objects.get(reverts=original)
     assert (revert.status, revert.successful_items) == ("completed", 2)
     assert [t.version for t in Ticket.objects.filter(pk__in=[t.pk for t in tickets])] == [3, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_click_on_revert_starts_one_operation_and_both_clicks_land_on_it(agent_client):
+    original, *_ = partly_done(agent_client)
+    form = hidden_inputs(agent_client.get(f"/bulk-operations/{original.pk}/"), "Revert</button>")
+    both = threading.Barrier(2)
+
+    def click(_):
+        client = Client()
+        client.force_login(original.user)
+        both.wait()
+        try:
+            return client.post(f"/bulk-operations/{original.pk}/revert/", form)["Location"]
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(2) as pool:
+        locations = list(pool.map(click, range(2)))
+    revert = BulkOperation.objects.get(reverts=original)
+    assert locations == [f"/bulk-operations/{revert.pk}/"] * 2
 
 
 def test_each_button_has_a_token_of_its_own(client, me):

@@ -1,7 +1,10 @@
 import html
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 from django.test import Client
 
 from bulkops.api.serializers import public_names
@@ -371,6 +374,30 @@ def test_starting_twice_from_one_confirmation_adds_each_comment_once():
     assert "This form was submitted before: this is the operation it started; nothing new was started." in page
     work_off()
     assert [t.comments.count() for t in tickets] == [1, 1, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_click_on_start_starts_one_operation_and_both_clicks_land_on_it():
+    agent = AgentFactory()
+    client = Client()
+    client.force_login(agent)
+    tickets = TicketFactory.create_batch(3)
+    confirm = confirmation(client, "add_comment", [t.pk for t in tickets], **{"data-body": "On it"})
+    start = {**hidden_inputs(confirm, BULK_FORM), "step": "start"}
+    both = threading.Barrier(2)
+
+    def click(_):
+        browser = Client()
+        browser.force_login(agent)
+        both.wait()
+        try:
+            return browser.post("/tickets/bulk/", start)["Location"]
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(2) as pool:
+        locations = list(pool.map(click, range(2)))
+    assert locations == [f"/bulk-operations/{BulkOperation.objects.get().pk}/"] * 2
 
 
 def test_going_back_to_change_the_values_of_a_started_form_starts_nothing_new(agent_client):
