@@ -1,9 +1,13 @@
-"""Running real rq workers from tests; reading a page's form as a browser would post it."""
+"""Running real rq workers from tests; posting a page's form as browsers would."""
 
 import html
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import django_rq
+from django.db import connections
+from django.test import Client
 from rq import SimpleWorker
 
 
@@ -24,3 +28,20 @@ def hidden_inputs(response, marker):
     for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', content):
         data.setdefault(name, []).append(html.unescape(value))
     return data
+
+
+def double_click(user, url, data):
+    """POST `data` to `url` twice at the same moment, as `user`; the two answers' Location."""
+    both = threading.Barrier(2)
+
+    def click(_):
+        browser = Client()
+        browser.force_login(user)
+        both.wait()
+        try:
+            return browser.post(url, data)["Location"]
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(click, range(2)))

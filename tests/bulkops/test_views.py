@@ -2,12 +2,9 @@
 and logging in and out."""
 
 import re
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -15,7 +12,7 @@ from bulkops.models import BulkOperation
 from tickets.models import Ticket
 
 from ..factories import AgentFactory, BulkOperationFactory, StaffFactory, TicketFactory, UserFactory
-from .helpers import hidden_inputs, work_off
+from .helpers import double_click, hidden_inputs, work_off
 
 pytestmark = pytest.mark.django_db
 
@@ -301,19 +298,7 @@ def test_reverting_twice_puts_each_ticket_back_once(agent_client):
 def test_a_double_click_on_revert_starts_one_operation_and_both_clicks_land_on_it(agent_client):
     original, *_ = partly_done(agent_client)
     form = hidden_inputs(agent_client.get(f"/bulk-operations/{original.pk}/"), "Revert</button>")
-    both = threading.Barrier(2)
-
-    def click(_):
-        client = Client()
-        client.force_login(original.user)
-        both.wait()
-        try:
-            return client.post(f"/bulk-operations/{original.pk}/revert/", form)["Location"]
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(2) as pool:
-        locations = list(pool.map(click, range(2)))
+    locations = double_click(original.user, f"/bulk-operations/{original.pk}/revert/", form)
     revert = BulkOperation.objects.get(reverts=original)
     assert locations == [f"/bulk-operations/{revert.pk}/"] * 2
 

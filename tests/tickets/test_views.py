@@ -1,17 +1,14 @@
 import html
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
 from django.test import Client
 
 from bulkops.api.serializers import public_names
 from bulkops.models import BulkOperation
 from tickets.models import Ticket
 
-from ..bulkops.helpers import hidden_inputs, work_off
+from ..bulkops.helpers import double_click, hidden_inputs, work_off
 from ..factories import AgentFactory, CategoryFactory, TicketFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -358,45 +355,38 @@ def confirmation(client, operation, ids, **data):
     return client.post("/tickets/bulk/", {**hidden_inputs(form, BULK_FORM), **data, "step": "confirm"})
 
 
-@pytest.mark.django_db(transaction=True)
-def test_starting_twice_from_one_confirmation_adds_each_comment_once():
-    agent = AgentFactory()
+def comment_start(client, tickets):
+    """The confirmation of "Add comment" on `tickets`, as its Start button posts it."""
+    confirm = confirmation(client, "add_comment", [t.pk for t in tickets], **{"data-body": "On it"})
+    return {**hidden_inputs(confirm, BULK_FORM), "step": "start"}
+
+
+@pytest.fixture
+def agent_browser(agent):
+    """A browser of the agent's, for tests whose requests commit (workers, threads)."""
     client = Client()
     client.force_login(agent)
+    return client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starting_twice_from_one_confirmation_adds_each_comment_once(agent_browser):
     tickets = TicketFactory.create_batch(3)
-    confirm = confirmation(client, "add_comment", [t.pk for t in tickets], **{"data-body": "On it"})
-    start = {**hidden_inputs(confirm, BULK_FORM), "step": "start"}
-    first = client.post("/tickets/bulk/", start)
-    again = client.post("/tickets/bulk/", start)  # Back and Start again, a double click, a reload
+    start = comment_start(agent_browser, tickets)
+    first = agent_browser.post("/tickets/bulk/", start)
+    again = agent_browser.post("/tickets/bulk/", start)  # Back and Start again, a reload
     op = BulkOperation.objects.get()
     assert first["Location"] == again["Location"] == f"/bulk-operations/{op.pk}/"
-    page = client.get(again["Location"]).content.decode()
+    page = agent_browser.get(again["Location"]).content.decode()
     assert "This form was submitted before: this is the operation it started; nothing new was started." in page
     work_off()
     assert [t.comments.count() for t in tickets] == [1, 1, 1]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_double_click_on_start_starts_one_operation_and_both_clicks_land_on_it():
-    agent = AgentFactory()
-    client = Client()
-    client.force_login(agent)
-    tickets = TicketFactory.create_batch(3)
-    confirm = confirmation(client, "add_comment", [t.pk for t in tickets], **{"data-body": "On it"})
-    start = {**hidden_inputs(confirm, BULK_FORM), "step": "start"}
-    both = threading.Barrier(2)
-
-    def click(_):
-        browser = Client()
-        browser.force_login(agent)
-        both.wait()
-        try:
-            return browser.post("/tickets/bulk/", start)["Location"]
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(2) as pool:
-        locations = list(pool.map(click, range(2)))
+def test_a_double_click_on_start_starts_one_operation_and_both_clicks_land_on_it(agent, agent_browser):
+    start = comment_start(agent_browser, TicketFactory.create_batch(3))
+    locations = double_click(agent, "/tickets/bulk/", start)
     assert locations == [f"/bulk-operations/{BulkOperation.objects.get().pk}/"] * 2
 
 
