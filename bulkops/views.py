@@ -92,9 +92,9 @@ def operation_detail(request, op_id):
     return render(request, "bulkops/operation_detail.html", context)
 
 
-def opened(request, op, created, started):
+def opened(request, op, created, started=""):
     """The page of the operation a form submit started (saying `started`), or of the one an
-    earlier submit of the same form started."""
+    earlier submit of the same form started (not `created`)."""
     if created:
         messages.success(request, started)
     else:
@@ -105,7 +105,7 @@ def opened(request, op, created, started):
 def resubmitted(request, form):
     """The page of what an earlier submit of `form` started; None on a first submit."""
     earlier = form.earlier(request.user)
-    return None if earlier is None else opened(request, earlier, False, "")
+    return None if earlier is None else opened(request, earlier, created=False)
 
 
 def restarted(request):

@@ -88,5 +88,5 @@ class SelectionForm(forms.Form):
         self.tickets = self.definition.changeable(selected)
         self.count = self.tickets.count()
         if not self.count:
-            raise forms.ValidationError("No ticket you can see matches this selection.")
+            raise forms.ValidationError("No ticket you can see in this selection can take this action.")
         return cleaned

@@ -335,6 +335,15 @@ def test_restore_counts_and_starts_on_the_deleted_tickets_only(client, staff):
     assert list(op.items.values_list("target_id", flat=True)) == [str(t.pk) for t in deleted]
 
 
+def test_restoring_live_tickets_starts_nothing_and_says_why(agent_client):
+    ticket = TicketFactory()
+    response = bulk(agent_client, "restore", step="start", ids=[ticket.pk])
+    assert response.status_code == 302
+    page = html.unescape(agent_client.get(response["Location"]).content.decode())
+    assert "No ticket you can see in this selection can take this action." in page
+    assert not BulkOperation.objects.exists()
+
+
 def test_every_other_action_counts_and_starts_on_the_live_tickets_only(client, staff):
     deleted, live = TicketFactory(is_deleted=True), TicketFactory()
     client.force_login(staff)
