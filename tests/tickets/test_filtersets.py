@@ -167,7 +167,12 @@ def start_on(client, selection):
 
 @pytest.mark.parametrize(
     ("params", "field", "message"),
-    [*UNUSABLE, ({"created_after": "yesterday"}, "created_after", "Enter a valid date/time.")],
+    [
+        *UNUSABLE,
+        ({"created_after": "yesterday"}, "created_after", "Enter a valid date/time."),
+        ({"status": "bogus"}, "status", "Select a valid choice. bogus is not one of the available choices."),
+        ({"assignee": "abc"}, "assignee", "Enter a whole number."),
+    ],
 )
 def test_a_bulk_filter_that_cannot_be_used_is_400_and_creates_nothing(client, params, field, message):
     TicketFactory.create_batch(3)
