@@ -4,7 +4,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
 from django.forms.models import BaseInlineFormSet
-from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -12,6 +11,7 @@ from django.utils.html import format_html
 from . import errors, registry, services
 from .forms import OperationForm, snapshot_ids
 from .models import BulkOperation, BulkOperationItem
+from .views import opened, restarted
 
 # --- bulk actions on the domain changelists ---------------------------------------------
 
@@ -23,22 +23,24 @@ def how_many(count, opts):
 def bulk_action(resource, name, description, *, permission="change", choices=None):
     """A changelist action that starts the bulk operation (resource, name) on the selected
     records, after an intermediate form that says how many. With "select all N", Django
-    passes the whole filtered queryset; its ids are the snapshot the operation runs on."""
+    passes the whole filtered queryset; the ids of those the operation can change are the
+    snapshot it runs on."""
 
     verb = description.rstrip("…")
 
     def action(modeladmin, request, queryset):
+        applied = "apply" in request.POST
+        if applied and (earlier := restarted(request)):
+            return earlier
         definition = registry.get(resource, name)
-        form = OperationForm(
-            definition, request.POST if "apply" in request.POST else None, prefix="data", choices=choices
-        )
+        targets = definition.changeable(queryset)
+        form = OperationForm(definition, request.POST if applied else None, choices=choices)
         opts = modeladmin.model._meta
         if form.is_bound and form.is_valid():
-            op = form.start(request, snapshot_ids(queryset))
+            op, created = form.start(request, snapshot_ids(targets))
             if op is not None:
-                modeladmin.message_user(request, f"{verb}: started on {how_many(op.total_items, opts)}.")
-                return redirect("bulkops:operation", op_id=op.pk)
-        count = queryset.count()
+                return opened(request, op, created, f"{verb}: started on {how_many(op.total_items, opts)}.")
+        count = targets.count()
         context = {
             **modeladmin.admin_site.each_context(request),
             "title": f"{verb}: {how_many(count, opts)}",

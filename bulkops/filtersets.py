@@ -33,6 +33,51 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
+class StrictFilterForm(forms.Form):
+    """A selection means what it says: a filter that is given but cannot be used — empty, or a
+    value its field reads as "nothing", like `is_deleted=maybe` — is an error naming it, never
+    "no filter", which would select every visible record."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.fields:
+            if name not in self.data:
+                continue
+            given = given_values(self.data, name)
+            if not given:  # said once, plainly, whatever the field would have said about ""
+                self.errors.pop(name, None)
+                self.add_error(name, "Empty: give a value, or leave this filter out.")
+            elif name not in self.errors and cleaned.get(name) in self.fields[name].empty_values:
+                self.add_error(name, f"“{given[0]}” is not a value this filter can use.")
+        return cleaned
+
+
+def given_values(data, name):
+    """The non-blank values given for `name` (form data is a QueryDict or MultiValueDict)."""
+    return [str(value) for value in data.getlist(name) if str(value).strip()]
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """The base of the filtersets that select records (list endpoints, bulk `filter`, pages)."""
+
+    def get_form_class(self):
+        form = super().get_form_class()
+        return type(form.__name__, (StrictFilterForm, form), {})
+
+
+def given_filters(params):
+    """A page's own GET filter form submits every field, the unfilled ones empty
+    (`?status=&priority=`): there an empty field means "not filtered", so it is left out."""
+    data = params.copy()
+    for name in list(data):
+        values = given_values(data, name)
+        if values:
+            data.setlist(name, values)
+        else:
+            del data[name]
+    return data
+
+
 class BulkOperationFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)
     operation_type = django_filters.CharFilter()

@@ -5,6 +5,9 @@ the form renders the fields and collects their values, the serializer judges the
 operation is then started through the same request serializer and service as the API's.
 """
 
+import re
+import secrets
+
 from django import forms
 from django.conf import settings
 from rest_framework import serializers
@@ -13,6 +16,12 @@ from config.exceptions import first_message
 
 from . import errors, registry, services
 from .api.serializers import CreateOperationSerializer, public_names
+
+TOKEN = re.compile(r"[\w-]{32}", re.ASCII)  # what new_token() makes
+USED_TOKENS = "bulkops_used_tokens"  # in the session: tokens of forms that leave no record (cancel)
+MAX_USED_TOKENS = 50
+START = "start"  # the purpose of every form that starts an operation
+DATA = "data"  # the prefix of an operation form's fields, apart from the page's own
 
 # What an empty choice means, by the kind of field.
 CHOOSE, NONE, UNCHANGED = "— choose —", "— none —", "— leave unchanged —"
@@ -80,7 +89,59 @@ def snapshot_ids(queryset):
     return [pk if isinstance(pk, int) else str(pk) for pk in ids]  # JSON ids, as the API takes them
 
 
-class OperationForm(forms.Form):
+def new_token():
+    return secrets.token_urlsafe(24)
+
+
+class OnceForm(forms.Form):
+    """A page form that starts or changes an operation, carrying a one-time token made when
+    the form is first rendered.
+
+    Submitting it again (Back, a double click, a reload of the POST) sends the same token. It
+    is the Idempotency-Key of what the form starts, in a keyspace of its own (`page:`), so the
+    service answers with the operation the first submit created. A token that is missing or
+    not one of ours is replaced: such a submit is a first one."""
+
+    token = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, purpose, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.purpose = purpose
+        key = self.add_prefix("token")
+        if not self.is_bound:
+            self.initial["token"] = new_token()
+        elif not TOKEN.fullmatch(self.data.get(key) or ""):
+            self.data = self.data.copy()
+            self.data[key] = new_token()
+
+    @property
+    def submitted_token(self):
+        return self.data[self.add_prefix("token")]
+
+    def once(self):
+        """The Idempotency-Key arguments of the service call this form makes. The fingerprint
+        is the form's purpose, not its values: a resubmit after going Back to change them
+        still shows what the first submit started."""
+        return {"idempotency_key": f"page:{self.submitted_token}", "body_fingerprint": f"page:{self.purpose}"}
+
+    def earlier(self, user):
+        """The operation an earlier submit of this form created, if any."""
+        try:
+            return services.replayed(user, **self.once())
+        except errors.IdempotencyKeyReused:  # another form's token: what the form does refuses it
+            return None
+
+    def first_submit(self, session):
+        """Whether the form is submitted for the first time, for a form whose effect leaves no
+        record to find it by (a cancel): its token is kept in the session."""
+        used = session.get(USED_TOKENS, [])
+        if self.submitted_token in used:
+            return False
+        session[USED_TOKENS] = [*used, self.submitted_token][-MAX_USED_TOKENS:]
+        return True
+
+
+class OperationForm(OnceForm):
     """The data of one bulk operation, plus the reason stored on every change it makes."""
 
     description = forms.CharField(
@@ -91,12 +152,12 @@ class OperationForm(forms.Form):
     )
 
     def __init__(self, definition, *args, choices=None, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, purpose=START, prefix=DATA, **kwargs)
         self.definition = definition
         self.data_fields = definition.data_serializer().fields
         menus = choices or {}
         fields = {name: form_field(field, menus.get(name)) for name, field in self.data_fields.items()}
-        self.fields = {**fields, "description": self.fields["description"]}
+        self.fields = {**fields, "description": self.fields["description"], "token": self.fields["token"]}
         self.operation_data = {}
 
     def clean(self):
@@ -131,8 +192,9 @@ class OperationForm(forms.Form):
         return rows
 
     def start(self, request, ids):
-        """Start the operation over `ids` (async), as the API would. Returns the operation, or
-        None with the refusal added to the form's errors (too many items, too many active…)."""
+        """Start the operation over `ids` (async), as the API would. Returns (operation,
+        created) — not created when this form was submitted before — or (None, False) with
+        the refusal added to the form's errors (too many items, too many active…)."""
         body = {
             "resource_type": self.definition.resource,
             "ids": ids,
@@ -144,10 +206,9 @@ class OperationForm(forms.Form):
         bulk_request = CreateOperationSerializer(data=body, context={"request": request})
         if not bulk_request.is_valid():
             self.add_error(None, first_message(bulk_request.errors))
-            return None
+            return None, False
         try:
-            op, _ = services.start_operation(request.user, bulk_request.validated_data)
+            return services.start_operation(request.user, bulk_request.validated_data, **self.once())
         except errors.ItemError as exc:
             self.add_error(None, exc.message)
-            return None
-        return op
+            return None, False

@@ -52,6 +52,11 @@ class Operation:
         """{pk: record} for the visible records among `ids`, locked in pk order."""
         raise NotImplementedError
 
+    def changeable(self, records):
+        """Those of `records` this operation can change: what a page's confirmation counts and
+        starts on (the API's snapshot keeps every id asked for, and reports each)."""
+        return records
+
     def apply(self, record, ctx, data):
         """Validate and apply one change in memory; raise errors.ItemError to refuse it."""
         raise NotImplementedError

@@ -18,9 +18,10 @@ from django.views.decorators.http import require_POST
 from . import errors, registry, services
 from .api.serializers import MAX_ERRORS, operation_links
 from .filtersets import BulkOperationFilterSet
-from .forms import field_label, label_of, menu, page_filters
+from .forms import DATA, START, OnceForm, field_label, label_of, menu, page_filters
 from .models import BulkOperation, ItemStatus
 
+RESUBMITTED = "This form was submitted before: this is the operation it started; nothing new was started."
 PAGE_SIZE = 25
 REFRESH_SECONDS = 3  # how often the page reloads itself while running, with JavaScript off
 
@@ -86,13 +87,38 @@ def operation_detail(request, op_id):
         ),
         "can_retry": op.is_finished and op.failed_items > 0,
         "followers": [*op.reverted_by.all(), *op.retried_by.all()],
+        "forms": {verb: OnceForm(purpose=f"{verb}:{op.pk}") for verb in ("cancel", "revert", "retry")},
     }
     return render(request, "bulkops/operation_detail.html", context)
+
+
+def opened(request, op, created, started=""):
+    """The page of the operation a form submit started (saying `started`), or of the one an
+    earlier submit of the same form started (not `created`)."""
+    if created:
+        messages.success(request, started)
+    else:
+        messages.info(request, RESUBMITTED)
+    return redirect("bulkops:operation", op_id=op.pk)
+
+
+def resubmitted(request, form):
+    """The page of what an earlier submit of `form` started; None on a first submit."""
+    earlier = form.earlier(request.user)
+    return None if earlier is None else opened(request, earlier, created=False)
+
+
+def restarted(request):
+    """The page of what an earlier submit of this start form started, found before anything
+    else: by now its selection may match nothing (a restore already done)."""
+    return resubmitted(request, OnceForm(request.POST, prefix=DATA, purpose=START))
 
 
 @login_required
 @require_POST
 def cancel(request, op_id):
+    if not OnceForm(request.POST, purpose=f"cancel:{op_id}").first_submit(request.session):
+        return redirect("bulkops:operation", op_id=op_id)  # the first submit cancelled it and said so
     try:
         op = services.cancel_operation(request.user, op_id)
     except errors.NotFound:
@@ -104,26 +130,30 @@ def cancel(request, op_id):
     return redirect("bulkops:operation", op_id=op_id)
 
 
-def follow_up(request, op_id, start, done):
+def follow_up(request, op_id, start, verb, done):
     """Revert or retry: a new operation made from this one, whose page we go to."""
+    form = OnceForm(request.POST, purpose=f"{verb}:{op_id}")
     try:
-        op, _ = start(request.user, op_id)
+        op, created = start(request.user, op_id, **form.once())
     except errors.NotFound:
         raise Http404("Bulk operation not found") from None
     except errors.ItemError as exc:
+        # Two submits at once: "runs once per original" may refuse this one before the
+        # Idempotency-Key check could see the first's operation, committed meanwhile.
+        if earlier := resubmitted(request, form):
+            return earlier
         messages.error(request, exc.message)
         return redirect("bulkops:operation", op_id=op_id)
-    messages.success(request, f"{done} {op.total_items} item{pluralize(op.total_items)}.")
-    return redirect("bulkops:operation", op_id=op.pk)
+    return opened(request, op, created, f"{done} {op.total_items} item{pluralize(op.total_items)}.")
 
 
 @login_required
 @require_POST
 def revert(request, op_id):
-    return follow_up(request, op_id, services.revert_operation, "Reverting")
+    return follow_up(request, op_id, services.revert_operation, "revert", "Reverting")
 
 
 @login_required
 @require_POST
 def retry(request, op_id):
-    return follow_up(request, op_id, services.retry_operation, "Retrying")
+    return follow_up(request, op_id, services.retry_operation, "retry", "Retrying")

@@ -1,12 +1,12 @@
 import django_filters
 from django.db.models import Q
 
-from bulkops.filtersets import IdFilter
+from bulkops.filtersets import IdFilter, StrictFilterSet
 
 from .models import Metric, Verification
 
 
-class MetricFilterSet(django_filters.FilterSet):
+class MetricFilterSet(StrictFilterSet):
     verification = django_filters.MultipleChoiceFilter(choices=Verification.choices)
     owner = IdFilter(field_name="owner_id")
     search = django_filters.CharFilter(method="filter_search", label="Search")

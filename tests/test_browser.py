@@ -198,3 +198,19 @@ def test_staff_run_an_admin_action_through_its_intermediate_form(page, screensho
     op = finished(page)
     assert op.user == staff and op.total_items == 2
     assert Ticket.objects.filter(status="closed").count() == 2
+
+
+def test_start_back_and_start_again_adds_the_comment_once(page):
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(2)
+    log_in(page, agent)
+    for ticket in tickets:
+        page.get_by_label(ticket.title, exact=True).check()
+    start(page, "add_comment", lambda form: form.get_by_label("Body").fill("Once."))
+    first = finished(page)
+    page.go_back()
+    page.get_by_role("button", name="Start on 2 tickets").click()
+    expect(page.get_by_text("This form was submitted before")).to_be_visible()
+    assert finished(page).pk == first.pk
+    assert BulkOperation.objects.count() == 1
+    assert [ticket.comments.count() for ticket in tickets] == [1, 1]

@@ -1,12 +1,12 @@
 import django_filters
 from django.db.models import Q
 
-from bulkops.filtersets import IdFilter, UtcDateTimeFilter
+from bulkops.filtersets import IdFilter, StrictFilterSet, UtcDateTimeFilter
 
 from .models import Category, Priority, Status, Ticket
 
 
-class TicketFilterSet(django_filters.FilterSet):
+class TicketFilterSet(StrictFilterSet):
     """Shared by the list endpoint, bulk `filter` selections and the /tickets/ page."""
 
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)

@@ -5,7 +5,9 @@ from django.contrib.auth import get_user_model
 from django.http import QueryDict
 
 from bulkops import registry
+from bulkops.filtersets import given_filters
 from bulkops.forms import menu, operation_choices, page_filters
+from config.exceptions import first_message
 
 from .filtersets import TicketFilterSet
 from .models import Category
@@ -75,15 +77,16 @@ class SelectionForm(forms.Form):
         self.definition = registry.get("tickets", cleaned["operation"])
         visible = self.definition.visible(self.user)
         if cleaned["select_across"]:
-            filterset = TicketFilterSet(QueryDict(cleaned["query"]), queryset=visible)
+            filterset = TicketFilterSet(given_filters(QueryDict(cleaned["query"])), queryset=visible)
             if not filterset.is_valid():
-                raise forms.ValidationError("The list's filter is not valid; correct it and select again.")
-            self.tickets = filterset.qs
+                raise forms.ValidationError(f"The list's filter cannot be used: {first_message(filterset.errors)}")
+            selected = filterset.qs
         elif cleaned["ids"]:
-            self.tickets = visible.filter(pk__in=cleaned["ids"])
+            selected = visible.filter(pk__in=cleaned["ids"])
         else:
             raise forms.ValidationError("Select at least one ticket, or all tickets matching the filter.")
+        self.tickets = self.definition.changeable(selected)
         self.count = self.tickets.count()
         if not self.count:
-            raise forms.ValidationError("No ticket you can see matches this selection.")
+            raise forms.ValidationError("No ticket you can see in this selection can take this action.")
         return cleaned

@@ -33,6 +33,9 @@ class TicketOperation(Operation):
     def lock(self, user, ids):
         return services.lock(user, ids, include_deleted=self.include_deleted)
 
+    def changeable(self, tickets):
+        return tickets.filter(is_deleted=False)  # staff see deleted ones too; only restore takes them
+
     def apply(self, ticket, ctx, data):
         return services.apply_update(ticket, ctx, data)
 
@@ -121,6 +124,9 @@ class Delete(TicketOperation):
 @register
 class Restore(TicketOperation):
     name, label, include_deleted = "restore", "Restore", True
+
+    def changeable(self, tickets):
+        return tickets.filter(is_deleted=True)
 
     def apply(self, ticket, ctx, data):
         return services.apply_restore(ticket, ctx)

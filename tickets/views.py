@@ -9,8 +9,9 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from bulkops.filtersets import given_filters
 from bulkops.forms import OperationForm, label_of, operation_choices, snapshot_ids
-from bulkops.views import filter_query
+from bulkops.views import filter_query, opened, restarted
 
 from .filtersets import TicketFilterSet
 from .forms import DATA_CHOICES, SelectionForm, list_filters
@@ -22,7 +23,7 @@ PAGE_SIZE = 50
 @login_required
 def ticket_list(request):
     visible = Ticket.objects.visible_to(request.user).select_related("category", "assignee", "requester")
-    filterset = TicketFilterSet(request.GET, queryset=visible)
+    filterset = TicketFilterSet(given_filters(request.GET), queryset=visible)
     list_filters(filterset, request.user)
     tickets = filterset.qs.order_by("-pk") if filterset.is_valid() else visible.none()
     context = {
@@ -46,11 +47,13 @@ def refuse(request, selection):
 def bulk_action(request):
     """Posted by the list (no step), by the form (step=confirm) and by the confirmation
     (step=start, or step=edit to go back); each step carries the selection along."""
+    step = request.POST.get("step")
+    if step == "start" and (earlier := restarted(request)):
+        return earlier
     selection = SelectionForm(request.user, request.POST)
     if not selection.is_valid():
         return refuse(request, selection)
-    step = request.POST.get("step")
-    form = OperationForm(selection.definition, request.POST if step else None, prefix="data", choices=DATA_CHOICES)
+    form = OperationForm(selection.definition, request.POST if step else None, choices=DATA_CHOICES)
     context = {
         "selection": selection,
         "form": form,
@@ -60,10 +63,9 @@ def bulk_action(request):
     }
     if step in ("confirm", "start") and form.is_valid():
         if step == "start":
-            op = form.start(request, snapshot_ids(selection.tickets))
+            op, created = form.start(request, snapshot_ids(selection.tickets))
             if op is not None:
                 started = f"{op.total_items} ticket{pluralize(op.total_items)}"
-                messages.success(request, f"{context['label']}: started on {started}.")
-                return redirect("bulkops:operation", op_id=op.pk)
+                return opened(request, op, created, f"{context['label']}: started on {started}.")
         return render(request, "tickets/bulk_confirm.html", context)
     return render(request, "tickets/bulk_form.html", context)

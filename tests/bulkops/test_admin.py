@@ -5,9 +5,13 @@ import re
 import pytest
 from django.test import Client
 
-from ..factories import BulkOperationFactory, UserFactory
+from bulkops.models import BulkOperation
+
+from ..factories import BulkOperationFactory, TicketFactory, UserFactory
+from .helpers import hidden_inputs
 
 CHANGELIST = "/admin/bulkops/bulkoperation/"
+TICKETS = "/admin/tickets/ticket/"
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +85,30 @@ def test_the_admin_is_for_staff_only():
     client = Client()
     client.force_login(UserFactory())
     assert client.get(CHANGELIST)["Location"].startswith("/admin/login/")
+
+
+# --- the bulk actions' intermediate form (bulk_action) ----------------------------------------
+
+
+def intermediate_form(client, action, ids, select_across=0):
+    body = {"action": action, "index": 0, "_selected_action": ids, "select_across": select_across}
+    return client.post(TICKETS, body)
+
+
+def test_starting_twice_from_one_intermediate_form_starts_one_operation(admin_client):
+    tickets = TicketFactory.create_batch(2)
+    form = hidden_inputs(intermediate_form(admin_client, "bulk_add_comment", [t.pk for t in tickets]), 'name="apply"')
+    submit = {**form, "data-body": "Seen", "apply": "Start on 2"}
+    first, again = admin_client.post(TICKETS, submit), admin_client.post(TICKETS, submit)
+    op = BulkOperation.objects.get()
+    assert first["Location"] == again["Location"] == f"/bulk-operations/{op.pk}/"
+    assert op.total_items == 2
+
+
+def test_select_all_counts_and_starts_on_what_the_action_can_change(admin_client):
+    live = TicketFactory.create_batch(2)
+    TicketFactory(is_deleted=True)
+    response = intermediate_form(admin_client, "bulk_delete", [live[0].pk], select_across=1)
+    assert '<strong id="bulk-count">2 tickets</strong>' in response.content.decode()
+    admin_client.post(TICKETS, {**hidden_inputs(response, 'name="apply"'), "apply": "Start on 2"})
+    assert list(BulkOperation.objects.get().items.values_list("target_id", flat=True)) == [str(t.pk) for t in live]

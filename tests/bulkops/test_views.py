@@ -12,7 +12,7 @@ from bulkops.models import BulkOperation
 from tickets.models import Ticket
 
 from ..factories import AgentFactory, BulkOperationFactory, StaffFactory, TicketFactory, UserFactory
-from .helpers import work_off
+from .helpers import double_click, hidden_inputs, work_off
 
 pytestmark = pytest.mark.django_db
 
@@ -245,6 +245,84 @@ def test_revert_and_retry_start_new_operations_and_open_them():
     assert set(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == {"open"}
     content = client.get(f"/bulk-operations/{original.pk}/").content.decode()
     assert "Followed by:" in content
+
+
+RESUBMITTED = "This form was submitted before: this is the operation it started; nothing new was started."
+
+
+@pytest.fixture
+def agent_client(client):
+    client.force_login(AgentFactory())
+    return client
+
+
+def partly_done(client):
+    """An operation started from /tickets/ and run: two tickets changed, a closed one failed."""
+    tickets = TicketFactory.create_batch(2, status="open")
+    closed = TicketFactory(status="closed")
+    data = {"operation": "update_status", "ids": [t.pk for t in [*tickets, closed]], "data-status": "pending"}
+    client.post("/tickets/bulk/", {**data, "step": "start"})
+    work_off()
+    return BulkOperation.objects.get(), tickets, closed
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("verb", "button", "link"), [("revert", "Revert", "reverts"), ("retry", "Retry failed items", "retry_of")]
+)
+def test_pressing_revert_or_retry_twice_starts_one_operation_and_shows_it(agent_client, verb, button, link):
+    original, *_ = partly_done(agent_client)
+    page = agent_client.get(f"/bulk-operations/{original.pk}/")
+    form = hidden_inputs(page, f"{button}</button>")
+    first = agent_client.post(f"/bulk-operations/{original.pk}/{verb}/", form)
+    again = agent_client.post(f"/bulk-operations/{original.pk}/{verb}/", form)
+    follower = BulkOperation.objects.get(**{link: original})
+    assert first["Location"] == again["Location"] == f"/bulk-operations/{follower.pk}/"
+    assert RESUBMITTED in agent_client.get(again["Location"]).content.decode()
+    assert BulkOperation.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reverting_twice_puts_each_ticket_back_once(agent_client):
+    original, tickets, _ = partly_done(agent_client)
+    form = hidden_inputs(agent_client.get(f"/bulk-operations/{original.pk}/"), "Revert</button>")
+    for _ in range(2):
+        agent_client.post(f"/bulk-operations/{original.pk}/revert/", form)
+    work_off()
+    revert = BulkOperation.objects.get(reverts=original)
+    assert (revert.status, revert.successful_items) == ("completed", 2)
+    assert [t.version for t in Ticket.objects.filter(pk__in=[t.pk for t in tickets])] == [3, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_click_on_revert_starts_one_operation_and_both_clicks_land_on_it(agent_client):
+    original, *_ = partly_done(agent_client)
+    form = hidden_inputs(agent_client.get(f"/bulk-operations/{original.pk}/"), "Revert</button>")
+    locations = double_click(original.user, f"/bulk-operations/{original.pk}/revert/", form)
+    revert = BulkOperation.objects.get(reverts=original)
+    assert locations == [f"/bulk-operations/{revert.pk}/"] * 2
+
+
+def test_each_button_has_a_token_of_its_own(client, me):
+    op = finished(me, ["succeeded", "failed"], status="partial")
+    page = client.get(f"/bulk-operations/{op.pk}/")
+    pending = BulkOperationFactory(user=me, items=["pending"])
+    forms = [hidden_inputs(page, "revert/"), hidden_inputs(page, "retry/")]
+    forms.append(hidden_inputs(client.get(f"/bulk-operations/{pending.pk}/"), "cancel/"))
+    tokens = {token for form in forms for token in form["token"]}
+    assert len(tokens) == 3
+
+
+def test_pressing_cancel_twice_lands_on_the_page_both_times(client, me):
+    op = BulkOperationFactory(user=me, items=["pending"] * 3)
+    form = hidden_inputs(client.get(f"/bulk-operations/{op.pk}/"), "cancel/")
+    first = client.post(f"/bulk-operations/{op.pk}/cancel/", form, follow=True)
+    again = client.post(f"/bulk-operations/{op.pk}/cancel/", form, follow=True)
+    assert first.redirect_chain == again.redirect_chain == [(f"/bulk-operations/{op.pk}/", 302)]
+    assert "Cancelled." in first.content.decode()
+    assert "Nothing to cancel" not in again.content.decode()
+    op.refresh_from_db()
+    assert (op.status, op.skipped_items) == ("cancelled", 3)
 
 
 # --- logging in and out --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from bulkops.models import BulkOperation
 from tickets.models import Ticket
 
 from ..factories import CategoryFactory, TicketFactory, UserFactory
@@ -128,3 +129,68 @@ def test_a_time_with_no_utc_equivalent_is_400(client, name, when):
 
 def test_a_nul_character_in_search_is_400_not_500(client):
     assert client.get("/api/v1/tickets/", {"search": "a\x00b"}).status_code == 400
+
+
+# A selection means what it says (SPEC §11): a filter that is given but cannot be used is an
+# error naming it, never "no filter" (which selects every visible ticket).
+UNUSABLE = [
+    ({"is_deleted": "maybe"}, "is_deleted", "“maybe” is not a value this filter can use."),
+    ({"is_deleted": "no"}, "is_deleted", "“no” is not a value this filter can use."),
+    ({"assignee": ""}, "assignee", "Empty: give a value, or leave this filter out."),
+    ({"created_after": ""}, "created_after", "Empty: give a value, or leave this filter out."),
+    ({"status": ""}, "status", "Empty: give a value, or leave this filter out."),
+    ({"category": ""}, "category", "Empty: give a value, or leave this filter out."),
+    ({"search": " "}, "search", "Empty: give a value, or leave this filter out."),
+]
+
+
+@pytest.mark.parametrize(("params", "field", "message"), UNUSABLE)
+def test_an_empty_or_unusable_filter_is_400_naming_it_not_no_filter(client, params, field, message):
+    TicketFactory()
+    response = client.get("/api/v1/tickets/", params)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {"code": "VALIDATION_ERROR", "message": f"{field}: {message}", "details": {field: [message]}}
+    }
+
+
+def test_is_deleted_takes_true_or_false(client_for, staff):
+    live, deleted = TicketFactory(), TicketFactory(is_deleted=True)
+    assert ids(client_for(staff), is_deleted="false") == [live.pk]
+    assert ids(client_for(staff), is_deleted="true") == [deleted.pk]
+
+
+def start_on(client, selection):
+    body = {"resource_type": "tickets", "filter": selection, "operation_type": "add_comment"}
+    return client.post("/api/v1/bulk-operations/", {**body, "operation_data": {"body": "Twice?"}}, format="json")
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        *UNUSABLE,
+        ({"created_after": "yesterday"}, "created_after", "Enter a valid date/time."),
+        ({"status": "bogus"}, "status", "Select a valid choice. bogus is not one of the available choices."),
+        ({"assignee": "abc"}, "assignee", "Enter a whole number."),
+    ],
+)
+def test_a_bulk_filter_that_cannot_be_used_is_400_and_creates_nothing(client, params, field, message):
+    TicketFactory.create_batch(3)
+    response = start_on(client, params)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "VALIDATION_ERROR",
+            "message": f"filter: {field}: {message}",
+            "details": {"filter": {field: [message]}},
+        }
+    }
+    assert not BulkOperation.objects.exists()
+
+
+def test_a_bulk_filter_of_json_false_selects_the_live_tickets(client_for, staff):
+    live = TicketFactory()
+    TicketFactory(is_deleted=True)
+    response = start_on(client_for(staff), {"is_deleted": False})
+    assert response.status_code == 202, response.json()
+    assert list(BulkOperation.objects.get().items.values_list("target_id", flat=True)) == [str(live.pk)]

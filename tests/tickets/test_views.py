@@ -1,3 +1,4 @@
+import html
 import re
 
 import pytest
@@ -7,7 +8,7 @@ from bulkops.api.serializers import public_names
 from bulkops.models import BulkOperation
 from tickets.models import Ticket
 
-from ..bulkops.helpers import work_off
+from ..bulkops.helpers import double_click, hidden_inputs, work_off
 from ..factories import AgentFactory, CategoryFactory, TicketFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +84,21 @@ def test_an_invalid_filter_shows_its_error_and_no_tickets(agent_client):
     assert response.status_code == 200
     assert rows(response) == []
     assert "Select a valid choice" in response.content.decode()
+
+
+def test_the_filter_forms_unfilled_fields_mean_not_filtered(client, staff):
+    tickets = TicketFactory.create_batch(2)
+    client.force_login(staff)
+    response = client.get("/tickets/?status=&priority=&category=&assignee=&search=&created_after=&is_deleted=")
+    assert rows(response) == [t.pk for t in reversed(tickets)]
+
+
+def test_a_filter_value_the_list_cannot_use_shows_its_error_and_no_tickets(client, staff):
+    TicketFactory()
+    client.force_login(staff)
+    response = client.get("/tickets/?is_deleted=maybe")
+    assert rows(response) == []
+    assert "“maybe” is not a value this filter can use." in response.content.decode()
 
 
 def test_the_list_is_paginated_and_keeps_the_filter_across_pages(agent_client):
@@ -273,3 +289,142 @@ def test_a_started_action_changes_the_tickets_on_a_worker():
     assert set(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == {"resolved"}
     page = client.get(f"/bulk-operations/{op.pk}/").content.decode()
     assert "INVALID_TRANSITION" in page
+
+
+# --- select all with a filter it cannot use; what a confirmation counts --------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("is_deleted=maybe", "is_deleted: “maybe” is not a value this filter can use."),
+        ("created_after=yesterday", "created_after: Enter a valid date/time."),
+        ("assignee=abc", "assignee: Enter a whole number."),
+    ],
+)
+def test_select_all_with_a_filter_it_cannot_use_starts_nothing_and_says_which(agent_client, query, message):
+    TicketFactory.create_batch(3)
+    data = {"select_across": "1", "query": query, "data-body": "Twice?"}
+    response = bulk(agent_client, "add_comment", step="start", **data)
+    assert response.status_code == 302
+    assert response["Location"] == f"/tickets/?{query}"
+    page = html.unescape(agent_client.get(response["Location"]).content.decode())
+    assert f"The list's filter cannot be used: {message}" in page
+    assert not BulkOperation.objects.exists()
+
+
+def test_select_all_ignores_the_filter_forms_unfilled_fields(agent_client):
+    high = TicketFactory.create_batch(2, priority="high")
+    TicketFactory(priority="low")
+    query = "status=&priority=high&assignee=&search="
+    bulk(agent_client, "set_priority", step="start", select_across="1", query=query, **{"data-priority": "low"})
+    assert sorted(BulkOperation.objects.get().items.values_list("target_id", flat=True)) == sorted(
+        str(t.pk) for t in high
+    )
+
+
+def test_restore_counts_and_starts_on_the_deleted_tickets_only(client, staff):
+    deleted = TicketFactory.create_batch(3, is_deleted=True)
+    TicketFactory.create_batch(4)
+    client.force_login(staff)
+    confirm = bulk(client, "restore", step="confirm", select_across="1")
+    assert '<strong id="confirm-count">3 tickets</strong> will change.' in confirm.content.decode()
+    bulk(client, "restore", step="start", select_across="1")
+    op = BulkOperation.objects.get()
+    assert op.total_items == 3
+    assert list(op.items.values_list("target_id", flat=True)) == [str(t.pk) for t in deleted]
+
+
+def test_restoring_live_tickets_starts_nothing_and_says_why(agent_client):
+    ticket = TicketFactory()
+    response = bulk(agent_client, "restore", step="start", ids=[ticket.pk])
+    assert response.status_code == 302
+    page = html.unescape(agent_client.get(response["Location"]).content.decode())
+    assert "No ticket you can see in this selection can take this action." in page
+    assert not BulkOperation.objects.exists()
+
+
+def test_every_other_action_counts_and_starts_on_the_live_tickets_only(client, staff):
+    deleted, live = TicketFactory(is_deleted=True), TicketFactory()
+    client.force_login(staff)
+    form = bulk(client, "delete", ids=[deleted.pk, live.pk])
+    assert "1 ticket selected" in form.content.decode()
+    bulk(client, "delete", step="start", ids=[deleted.pk, live.pk])
+    assert list(BulkOperation.objects.get().items.values_list("target_id", flat=True)) == [str(live.pk)]
+
+
+# --- a page form submitted again starts nothing (SPEC §11) -----------------------------------
+
+BULK_FORM = 'action="/tickets/bulk/"'
+
+
+def confirmation(client, operation, ids, **data):
+    """The action's form (where its one-time token is made), filled in and reviewed."""
+    form = bulk(client, operation, ids=ids)
+    return client.post("/tickets/bulk/", {**hidden_inputs(form, BULK_FORM), **data, "step": "confirm"})
+
+
+def comment_start(client, tickets):
+    """The confirmation of "Add comment" on `tickets`, as its Start button posts it."""
+    confirm = confirmation(client, "add_comment", [t.pk for t in tickets], **{"data-body": "On it"})
+    return {**hidden_inputs(confirm, BULK_FORM), "step": "start"}
+
+
+@pytest.fixture
+def agent_browser(agent):
+    """A browser of the agent's, for tests whose requests commit (workers, threads)."""
+    client = Client()
+    client.force_login(agent)
+    return client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starting_twice_from_one_confirmation_adds_each_comment_once(agent_browser):
+    tickets = TicketFactory.create_batch(3)
+    start = comment_start(agent_browser, tickets)
+    first = agent_browser.post("/tickets/bulk/", start)
+    again = agent_browser.post("/tickets/bulk/", start)  # Back and Start again, a reload
+    op = BulkOperation.objects.get()
+    assert first["Location"] == again["Location"] == f"/bulk-operations/{op.pk}/"
+    page = agent_browser.get(again["Location"]).content.decode()
+    assert "This form was submitted before: this is the operation it started; nothing new was started." in page
+    work_off()
+    assert [t.comments.count() for t in tickets] == [1, 1, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_click_on_start_starts_one_operation_and_both_clicks_land_on_it(agent, agent_browser):
+    start = comment_start(agent_browser, TicketFactory.create_batch(3))
+    locations = double_click(agent, "/tickets/bulk/", start)
+    assert locations == [f"/bulk-operations/{BulkOperation.objects.get().pk}/"] * 2
+
+
+def test_going_back_to_change_the_values_of_a_started_form_starts_nothing_new(agent_client):
+    ticket = TicketFactory()
+    confirm = confirmation(agent_client, "add_comment", [ticket.pk], **{"data-body": "First"})
+    first = agent_client.post("/tickets/bulk/", {**hidden_inputs(confirm, BULK_FORM), "step": "start"})
+    edited = {**hidden_inputs(confirm, BULK_FORM), "data-body": "Second"}
+    reviewed = agent_client.post("/tickets/bulk/", {**edited, "step": "confirm"})
+    again = agent_client.post("/tickets/bulk/", {**hidden_inputs(reviewed, BULK_FORM), "step": "start"})
+    op = BulkOperation.objects.get()
+    assert first["Location"] == again["Location"] == f"/bulk-operations/{op.pk}/"
+    assert op.operation_data == {"body": "First"}
+
+
+def test_each_rendering_of_the_actions_form_has_a_token_of_its_own(agent_client):
+    ticket = TicketFactory()
+    tokens = [hidden_inputs(bulk(agent_client, "add_comment", ids=[ticket.pk]), BULK_FORM)["data-token"] for _ in "ab"]
+    assert tokens[0] != tokens[1]
+    assert all(re.fullmatch(r"[\w-]{32}", token) for [token] in tokens)
+
+
+def test_a_token_that_is_not_one_of_ours_is_replaced_not_used(agent_client):
+    ticket = TicketFactory()
+    for token in ("x", "a\x00b" * 10, "é" * 40):
+        response = bulk(
+            agent_client, "add_comment", step="start", ids=[ticket.pk], **{"data-body": "Hi", "data-token": token}
+        )
+        assert response.status_code == 302
+    keys = set(BulkOperation.objects.values_list("idempotency_key", flat=True))
+    assert len(keys) == 3
+    assert all(re.fullmatch(r"page:[\w-]{32}", key) for key in keys)
