@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from .. import batch, services
 from ..models import Mode, Status
 from ..operations import StrictSerializer
+from .mixins import StrictBooleanField
 from .serializers import ID_TYPES, MAX_INT_ID, ErrorBodySerializer, parse_ids
 
 MAX_IDEMPOTENCY_KEY = 255  # the column's length
@@ -64,7 +65,7 @@ class BatchItemSerializer(StrictSerializer):
 
 
 class BatchSerializer(StrictSerializer):
-    atomic = serializers.BooleanField(default=False, help_text="All or nothing, in one transaction (422 on failure)")
+    atomic = StrictBooleanField(default=False, help_text="All or nothing, in one transaction (422 on failure)")
     operations = BatchItemSerializer(many=True, allow_empty=False, max_length=batch.MAX_OPERATIONS)
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from bulkops.api.mixins import FieldSelectionMixin, TextField
+from bulkops.api.mixins import FieldSelectionMixin, StrictIntegerField, TextField
 from bulkops.operations import StrictSerializer
 
 from ..models import Metric, MetricPermission, Role, Verification
@@ -36,7 +36,7 @@ class MetricChangesSerializer(StrictSerializer):
 
 
 class MetricPatchSerializer(MetricChangesSerializer):
-    version = serializers.IntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
+    version = StrictIntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
 
     def validate(self, attrs):
         if not set(attrs) - {"version"}:
@@ -57,7 +57,7 @@ class MetricPermissionSerializer(FieldSelectionMixin, serializers.ModelSerialize
 
 
 class ShareSerializer(StrictSerializer):
-    user_id = serializers.IntegerField()
+    user_id = StrictIntegerField()
     role = serializers.ChoiceField(choices=[r for r in Role.choices if r[0] != Role.OWNER])
 
     def validate_user_id(self, value):

@@ -390,6 +390,13 @@ PATCH_1 = {"method": "PATCH", "resource_type": "tickets", "id": 1, "data": {"tit
         ({"operations": [{**PATCH_1, "when": "now"}]}, 0, "when: Unknown field."),
         ({"operations": [{**PATCH_1, "ref": "r" * 101}]}, 0, "ref: Ensure this field has no more than 100 characters."),
         ({"operations": [PATCH_1], "atomic": "perhaps"}, None, "atomic: Must be a valid boolean."),
+        ({"operations": [PATCH_1], "atomic": "true"}, None, "atomic: Must be a valid boolean."),
+        ({"operations": [{**PATCH_1, "id": "1"}]}, 0, "id: '1' is not a valid tickets id."),
+        (
+            {"operations": [PATCH_1, {"method": "POST", "resource_type": "tickets", "data": {"title": "a\x00"}}]},
+            None,
+            "operations[1].data.title: Text cannot contain NUL (\\u0000) characters.",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_the_entry_and_nothing_is_stored(client_for, agent, body, index, message):

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from bulkops.api.mixins import FieldSelectionMixin, TextField
+from bulkops.api.mixins import FieldSelectionMixin, StrictIntegerField, TextField
 from bulkops.operations import StrictSerializer
 
 from ..models import Category, Comment, Priority, Status, Ticket, TicketEvent
@@ -52,12 +52,12 @@ class TicketChangesSerializer(StrictSerializer):
     description = TextField(allow_blank=True, required=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
-    category_id = serializers.IntegerField(allow_null=True, required=False, validators=[validate_category_id])
-    assignee_id = serializers.IntegerField(allow_null=True, required=False, validators=[validate_user_id])
+    category_id = StrictIntegerField(allow_null=True, required=False, validators=[validate_category_id])
+    assignee_id = StrictIntegerField(allow_null=True, required=False, validators=[validate_user_id])
 
 
 class TicketPatchSerializer(TicketChangesSerializer):
-    version = serializers.IntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
+    version = StrictIntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
 
     def validate(self, attrs):
         if not set(attrs) - {"version"}:
@@ -67,7 +67,7 @@ class TicketPatchSerializer(TicketChangesSerializer):
 
 class TicketCreateSerializer(TicketChangesSerializer):
     title = TextField(max_length=200)
-    requester_id = serializers.IntegerField(required=False, validators=[validate_user_id])
+    requester_id = StrictIntegerField(required=False, validators=[validate_user_id])
 
 
 class CommentSerializer(FieldSelectionMixin, serializers.ModelSerializer):
