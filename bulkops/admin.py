@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import errors, registry, services
+from .admin_safety import SafeChangelistMixin
 from .forms import OperationForm, snapshot_ids
 from .models import BulkOperation, BulkOperationItem
 
@@ -121,7 +122,7 @@ def cancel_operations(modeladmin, request, queryset):
 
 
 @admin.register(BulkOperation)
-class BulkOperationAdmin(admin.ModelAdmin):
+class BulkOperationAdmin(SafeChangelistMixin, admin.ModelAdmin):
     """Read-only: operations change only through the engine (cancel is an action)."""
 
     list_display = [

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from bulkops.admin import bulk_action
+from bulkops.admin_safety import SafeChangelistMixin
 
 from .models import Metric, MetricPermission
 
@@ -12,7 +13,7 @@ class MetricPermissionInline(admin.TabularInline):
 
 
 @admin.register(Metric)
-class MetricAdmin(admin.ModelAdmin):
+class MetricAdmin(SafeChangelistMixin, admin.ModelAdmin):
     list_display = ["name", "verification", "owner", "version", "updated_at"]
     list_filter = ["verification"]
     search_fields = ["name", "description"]
@@ -22,7 +23,7 @@ class MetricAdmin(admin.ModelAdmin):
 
 
 @admin.register(MetricPermission)
-class MetricPermissionAdmin(admin.ModelAdmin):
+class MetricPermissionAdmin(SafeChangelistMixin, admin.ModelAdmin):
     list_display = ["metric", "user", "role"]
     list_filter = ["role"]
     raw_id_fields = ["metric", "user"]

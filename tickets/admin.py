@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from bulkops.admin import bulk_action
+from bulkops.admin_safety import SafeChangelistMixin
 
 from . import services
 from .forms import DATA_CHOICES
@@ -8,12 +9,12 @@ from .models import Category, Comment, Ticket, TicketEvent
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(SafeChangelistMixin, admin.ModelAdmin):
     search_fields = ["name"]
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(SafeChangelistMixin, admin.ModelAdmin):
     list_display = ["id", "title", "status", "priority", "category", "requester", "assignee", "version", "is_deleted"]
     list_filter = ["status", "priority", "category", "is_deleted"]
     search_fields = ["title", "description"]
@@ -40,14 +41,14 @@ class TicketAdmin(admin.ModelAdmin):
 
 
 @admin.register(Comment)
-class CommentAdmin(admin.ModelAdmin):
+class CommentAdmin(SafeChangelistMixin, admin.ModelAdmin):
     list_display = ["id", "ticket", "author", "created_at"]
     search_fields = ["body"]
     raw_id_fields = ["ticket", "author", "bulk_operation"]
 
 
 @admin.register(TicketEvent)
-class TicketEventAdmin(admin.ModelAdmin):
+class TicketEventAdmin(SafeChangelistMixin, admin.ModelAdmin):
     list_display = ["ticket", "field", "old_value", "new_value", "actor", "bulk_operation", "created_at"]
     list_filter = ["field"]
     raw_id_fields = ["ticket", "actor", "bulk_operation"]
