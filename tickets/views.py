@@ -13,7 +13,7 @@ from bulkops.forms import OperationForm, label_of, operation_choices, snapshot_i
 from bulkops.views import filter_query
 
 from .filtersets import TicketFilterSet
-from .forms import DATA_CHOICES, SelectionForm, list_filters
+from .forms import SelectionForm, data_choices, list_filters
 from .models import Ticket
 
 PAGE_SIZE = 50
@@ -50,7 +50,8 @@ def bulk_action(request):
     if not selection.is_valid():
         return refuse(request, selection)
     step = request.POST.get("step")
-    form = OperationForm(selection.definition, request.POST if step else None, prefix="data", choices=DATA_CHOICES)
+    choices = data_choices(request.user)
+    form = OperationForm(selection.definition, request.POST if step else None, prefix="data", choices=choices)
     context = {
         "selection": selection,
         "form": form,

@@ -74,7 +74,9 @@ class CreateOperationSerializer(OptionsSerializer):
             raise serializers.ValidationError(
                 {"operation_type": [f"Unknown operation for {resource}; one of: {', '.join(public_names(resource))}."]}
             )
-        data = definition.data_serializer(data=attrs.get("operation_data", {}))
+        # The viewer: a data serializer may name users, and must not reveal those the caller cannot see.
+        viewer = self.context["request"].user
+        data = definition.data_serializer(data=attrs.get("operation_data", {}), context={"viewer": viewer})
         if not data.is_valid():
             raise serializers.ValidationError({"operation_data": data.errors})
         ids = self.selection(attrs, resource, definition)

@@ -4,6 +4,7 @@ from rest_framework import serializers
 from bulkops.api.mixins import FieldSelectionMixin, StrictIntegerField, TextField
 from bulkops.operations import StrictSerializer
 
+from .. import services
 from ..models import Metric, MetricPermission, Role, Verification
 
 
@@ -57,10 +58,15 @@ class MetricPermissionSerializer(FieldSelectionMixin, serializers.ModelSerialize
 
 
 class ShareSerializer(StrictSerializer):
+    """Context: the `metric` (as the caller sees it) to share."""
+
     user_id = StrictIntegerField()
     role = serializers.ChoiceField(choices=[r for r in Role.choices if r[0] != Role.OWNER])
 
     def validate_user_id(self, value):
+        # Whether a user id exists is for those who may share this metric (with anyone) to
+        # learn; anyone else gets the refusal the share itself would give them.
+        services.check_role(self.context["metric"], Role.FULL_ACCESS, "share")
         user = get_user_model().objects.filter(pk=value, is_active=True).first()
         if user is None:
             raise serializers.ValidationError(f"No active user with id {value}.")

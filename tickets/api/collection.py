@@ -120,7 +120,12 @@ class TicketCollectionViewSet(CollectionThrottleMixin, TicketViewSet):
     )
     def bulk_partial_update(self, request):
         """Change up to BULKOPS_MAX_ATOMIC_ITEMS tickets in one transaction, all or nothing."""
-        elements = TicketChangeSerializer(data=request.data, many=True, max_length=settings.BULKOPS_MAX_ATOMIC_ITEMS)
+        elements = TicketChangeSerializer(
+            data=request.data,
+            many=True,
+            max_length=settings.BULKOPS_MAX_ATOMIC_ITEMS,
+            context={"viewer": request.user},
+        )
         elements.is_valid(raise_exception=True)
         if not elements.validated_data:
             return Response(CollectionChangedSerializer(NOTHING_CHANGED).data)

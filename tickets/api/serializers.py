@@ -6,6 +6,7 @@ from bulkops.api.mixins import FieldSelectionMixin, StrictIntegerField, TextFiel
 from bulkops.operations import StrictSerializer
 
 from ..models import Category, Comment, Priority, Status, Ticket, TicketEvent
+from ..people import visible_people
 
 
 class CategorySerializer(FieldSelectionMixin, StrictSerializer, serializers.ModelSerializer):
@@ -33,10 +34,21 @@ class TicketSerializer(FieldSelectionMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def validate_user_id(value):
-    if value is not None and not get_user_model().objects.filter(pk=value, is_active=True).exists():
-        raise serializers.ValidationError(f"No active user with id {value}.")
-    return value
+class VisibleUser:
+    """Validator: an active user whom the serializer's `viewer` (context) may name. An id
+    they may not see gets the message of one that does not exist, so ids cannot be probed.
+    Without a viewer (the engine re-checking its own data, the staff-only admin): any active user."""
+
+    requires_context = True
+
+    def __call__(self, value, field):
+        viewer = field.context.get("viewer")
+        users = visible_people(viewer) if viewer is not None else get_user_model().objects.filter(is_active=True)
+        if value is not None and not users.filter(pk=value).exists():
+            raise serializers.ValidationError(f"No active user with id {value}.")
+
+
+validate_user_id = VisibleUser()
 
 
 def validate_category_id(value):
