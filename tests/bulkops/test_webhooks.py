@@ -3,13 +3,16 @@
 import hashlib
 import hmac
 import json
+import ssl
 import threading
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import SimpleNamespace
 
 import django_rq
 import pytest
+import trustme
 from django.utils import timezone
 
 from bulkops import webhooks
@@ -22,9 +25,9 @@ TICKETS = "/api/v1/tickets/bulk-operations/"
 RESOLVE = {"operation_type": "update_status", "operation_data": {"status": "resolved"}}
 
 
-@pytest.fixture
-def receiver():
-    """An HTTP server on 127.0.0.1 that records every POST and answers the queued codes (then 200)."""
+@contextmanager
+def serving(tls=None):
+    """An HTTP(S) server on 127.0.0.1 that records every POST and answers the queued codes (then 200)."""
     received, codes = [], []
 
     class Handler(BaseHTTPRequestHandler):
@@ -41,12 +44,21 @@ def receiver():
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}/hook", received=received, codes=codes)
+    port = server.server_port
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/hook", port=port, received=received, codes=codes)
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver():
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture
@@ -300,10 +312,9 @@ def test_a_name_that_turns_to_loopback_after_the_check_is_not_reached(client_for
     receiver; the next attempt looks the name up once more, and refuses what it gets."""
     monkeypatch.setattr(webhooks, "RETRY_INTERVALS", [0])
     monkeypatch.setattr(webhooks, "TIMEOUT", 0.5)
-    port = receiver.url.split(":")[2].split("/")[0]
     real = webhooks.socket.getaddrinfo
     monkeypatch.setattr(webhooks.socket, "getaddrinfo", Resolver(real, PUBLIC_V6, PUBLIC_V6))
-    op_id = finished_operation(client_for(AgentFactory()), f"http://{Resolver.NAME}:{port}/hook")
+    op_id = finished_operation(client_for(AgentFactory()), f"http://{Resolver.NAME}:{receiver.port}/hook")
     resolver = Resolver(real, PUBLIC_V6, "127.0.0.1")
     monkeypatch.setattr(webhooks.socket, "getaddrinfo", resolver)
 
@@ -318,7 +329,7 @@ def test_a_name_that_turns_to_loopback_after_the_check_is_not_reached(client_for
 @pytest.mark.django_db(transaction=True)
 def test_a_delivery_reaches_the_checked_address_as_the_named_host(client_for, receiver, settings, monkeypatch):
     monkeypatch.setattr(webhooks, "RETRY_INTERVALS", [0])
-    port = receiver.url.split(":")[2].split("/")[0]
+    port = receiver.port
     url = f"http://{Resolver.NAME}:{port}/hook?from=bulkops"
     settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE = True
     real = webhooks.socket.getaddrinfo
@@ -334,6 +345,34 @@ def test_a_delivery_reaches_the_checked_address_as_the_named_host(client_for, re
     assert len(receiver.received) == 1
     assert receiver.received[0].headers["Host"] == f"{Resolver.NAME}:{port}"
     assert BulkOperation.objects.get(pk=op_id).webhook["status"] == "delivered"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("certified", "delivered"), [(Resolver.NAME, True), ("other.example.test", False)])
+def test_an_https_delivery_to_the_checked_address_verifies_the_certificate_for_the_name(
+    client_for, settings, monkeypatch, tmp_path, certified, delivered
+):
+    """TLS is checked against the name in the URL (SNI and certificate), not the address."""
+    monkeypatch.setattr(webhooks, "RETRY_INTERVALS", [0])
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # what the default context trusts
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(certified).configure_cert(tls)
+    settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE = True
+    real = webhooks.socket.getaddrinfo
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", Resolver(real, "127.0.0.1", "127.0.0.1"))
+    with serving(tls) as server:
+        op_id = finished_operation(client_for(AgentFactory()), f"https://{Resolver.NAME}:{server.port}/hook")
+        work_off("default")
+        webhook = BulkOperation.objects.get(pk=op_id).webhook
+        if delivered:
+            assert webhook["status"] == "delivered"
+            assert server.received[0].headers["Host"] == f"{Resolver.NAME}:{server.port}"
+        else:
+            assert webhook["status"] == "failed"
+            assert server.received == []
+            assert all("certificate" in a["error"].lower() for a in webhook["attempts"])
 
 
 def test_the_checked_address_is_what_the_name_resolved_to_at_the_check(monkeypatch):
