@@ -373,6 +373,18 @@ def test_metadata_over_16_kib_is_refused(agent_client, tickets):
         ({"dry_run": "yes"}, "dry_run: Must be a valid boolean."),
         ({"dry_run": "true"}, "dry_run: Must be a valid boolean."),
         ({"dry_run": 1}, "dry_run: Must be a valid boolean."),
+        (
+            {"operation_type": "assign", "operation_data": {"assignee_id": "1"}},
+            "operation_data: assignee_id: A valid integer is required.",
+        ),
+        (
+            {"operation_type": "set_category", "operation_data": {"category_id": "1"}},
+            "operation_data: category_id: A valid integer is required.",
+        ),
+        (
+            {"operation_type": "update_fields", "operation_data": {"priority": "low", "assignee_id": "1"}},
+            "operation_data: assignee_id: A valid integer is required.",
+        ),
     ],
 )
 def test_numbers_and_booleans_given_as_strings_are_refused(agent_client, tickets, extra, message):
