@@ -3,7 +3,6 @@
 from functools import partial
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.http import QueryDict
 
 from bulkops import registry
@@ -17,9 +16,9 @@ MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
 
 
 def user_choices(viewer=None):
-    """Active users by name: those `viewer` may see, or everyone (the admin, which is staff-only)."""
-    users = visible_people(viewer) if viewer is not None else get_user_model().objects.filter(is_active=True)
-    return [(str(pk), name) for pk, name in users.order_by("username").values_list("pk", "username")]
+    """Active users by name: those `viewer` may see (no viewer: the staff-only admin, everyone)."""
+    users = visible_people(viewer).order_by("username")
+    return [(str(pk), name) for pk, name in users.values_list("pk", "username")]
 
 
 def category_choices():

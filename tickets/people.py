@@ -11,9 +11,10 @@ from .models import Ticket, is_agent
 def visible_people(viewer):
     """Active users `viewer` may name: everyone for agents and staff (they assign to anyone);
     for anyone else themselves and the requesters and assignees of the tickets they can see —
-    the names their ticket list shows them already."""
+    the names their ticket list shows them already. No viewer — a caller acting for no one in
+    particular (the engine re-checking its own data, the staff-only admin) — sees everyone."""
     users = get_user_model().objects.filter(is_active=True)
-    if is_agent(viewer):
+    if viewer is None or is_agent(viewer):
         return users
     tickets = Ticket.objects.visible_to(viewer)
     return users.filter(
