@@ -16,10 +16,8 @@ from rest_framework.views import APIView
 from .. import batch, services
 from ..models import Mode, Status
 from ..operations import StrictSerializer
-from .mixins import StrictBooleanField
+from .mixins import StrictBooleanField, idempotency_key
 from .serializers import ID_TYPES, MAX_INT_ID, ErrorBodySerializer, parse_ids
-
-MAX_IDEMPOTENCY_KEY = 255  # the column's length
 
 
 def parse_id(handler, value):
@@ -140,13 +138,6 @@ class BatchGetReportSerializer(serializers.Serializer):
     total_succeeded = serializers.IntegerField()
     total_failed = serializers.IntegerField()
     processed_at = serializers.DateTimeField()
-
-
-def idempotency_key(request):
-    key = request.headers.get("Idempotency-Key") or None
-    if key and len(key) > MAX_IDEMPOTENCY_KEY:
-        raise serializers.ValidationError({"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY} characters."]})
-    return key
 
 
 class BatchView(APIView):

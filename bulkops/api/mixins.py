@@ -2,6 +2,10 @@
 
 from rest_framework import serializers
 
+from config.parsers import NUL, NUL_MESSAGE
+
+MAX_IDEMPOTENCY_KEY = 255  # the column's length
+
 
 class FieldSelectionMixin:
     """`?fields=a,b,c` on any GET returns only those fields (unknown names are ignored)."""
@@ -44,3 +48,13 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid")
         return data
+
+
+def idempotency_key(request):
+    """The request's Idempotency-Key header, or None; 400 for one the column cannot store."""
+    key = request.headers.get("Idempotency-Key") or None
+    if key and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise serializers.ValidationError({"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY} characters."]})
+    if key and NUL in key:
+        raise serializers.ValidationError({"Idempotency-Key": [NUL_MESSAGE]})
+    return key

@@ -6,13 +6,13 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from .. import errors, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
+from .mixins import idempotency_key
 from .pagination import ItemPagination, OperationPagination
 from .serializers import (
     CancelledSerializer,
@@ -28,7 +28,6 @@ from .serializers import (
 )
 
 CSV_COLUMNS = ["position", "item_id", "status", "error_code", "error_message", "processed_at"]
-MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -95,12 +94,6 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         response["Location"] = body["links"]["self"]
         return response
 
-    def idempotency_key(self, request):
-        key = request.headers.get("Idempotency-Key") or None
-        if key and len(key) > MAX_IDEMPOTENCY_KEY:
-            raise ValidationError({"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY} characters."]})
-        return key
-
     @extend_schema(
         request=CreateOperationSerializer,
         parameters=[IDEMPOTENCY_HEADER],
@@ -114,7 +107,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         },
     )
     def create(self, request):
-        key = self.idempotency_key(request)
+        key = idempotency_key(request)
         data = CreateOperationSerializer(
             data=request.data, context={"request": request, "resource_type": self.resource_type}
         )
@@ -128,7 +121,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
 
     def follow_up(self, request, start, kind):
         """Revert or retry: a new operation made from this one."""
-        key = self.idempotency_key(request)
+        key = idempotency_key(request)
         data = FollowUpSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         op_id = self.get_object().pk

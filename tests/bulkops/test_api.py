@@ -512,6 +512,14 @@ def test_it_refuses_an_overlong_idempotency_key(agent_client, tickets):
 
 
 @pytest.mark.django_db
+def test_it_refuses_an_idempotency_key_with_a_nul_character(agent_client, tickets):
+    response = post(agent_client, TICKETS, {"ticket_ids": [tickets[0].pk], **RESOLVE}, HTTP_IDEMPOTENCY_KEY="k\x00")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == f"Idempotency-Key: {NUL_MESSAGE}"
+    assert_nothing_stored()
+
+
+@pytest.mark.django_db
 @override_settings(BULKOPS_MAX_ACTIVE_PER_USER=2)
 def test_it_refuses_more_active_operations_than_the_cap_with_429(agent_client, tickets):
     body = {"ticket_ids": [tickets[0].pk], **RESOLVE}

@@ -334,6 +334,15 @@ def test_a_replayed_idempotency_key_answers_the_same_batch_once(client_for, agen
     assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
 
 
+@pytest.mark.parametrize("key", ["k" * 256, "k\x00"])
+def test_an_idempotency_key_the_column_cannot_store_is_refused(client_for, agent, key):
+    TicketFactory(pk=1)
+    response = client_for(agent).post(URL, {"operations": [PATCH_1]}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("Idempotency-Key: ")
+    assert not BulkOperation.objects.exists()
+
+
 def element_error(message, index, rest):
     """The message locates the entry: "operations: [3] method: …"."""
     return message == f"operations: [{index}] {rest}"
