@@ -25,17 +25,30 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
-class QueryStringNulMiddleware:
-    """Refuse a NUL character in any query parameter (`?search=%00`) with 400, for the API,
-    the pages and the admin alike: PostgreSQL cannot compare text holding one, so whichever
-    filter first passed it on would fail with a 500. (JSON bodies: config.parsers.)"""
+class NulCharacterMiddleware:
+    """Refuse a NUL character in a query parameter (`?search=%00`) or a header (a token, a
+    cookie) with 400, for the API, the pages and the admin alike: PostgreSQL cannot store or
+    compare text holding one, so whichever filter or lookup first passed it on would fail
+    with a 500 — and HTTP allows none in a header. (JSON bodies: config.parsers.)"""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        for name, values in request.GET.lists():
-            if NUL in name or any(NUL in value for value in values):
-                message = f"{name}: {NUL_MESSAGE}"
-                return error_response(400, "VALIDATION_ERROR", message, {name: [NUL_MESSAGE]})
+        where = nul_parameter(request) or nul_header(request)
+        if where:
+            return error_response(400, "VALIDATION_ERROR", f"{where}: {NUL_MESSAGE}", {where: [NUL_MESSAGE]})
         return self.get_response(request)
+
+
+def nul_parameter(request):
+    for name, values in request.GET.lists():
+        if NUL in name or any(NUL in value for value in values):
+            return name
+    return None
+
+
+def nul_header(request):
+    if any(NUL in name or NUL in value for name, value in request.COOKIES.items()):
+        return "Cookie"  # a quoted cookie value may carry it escaped, as \000
+    return next((name for name, value in request.headers.items() if NUL in value), None)
