@@ -195,3 +195,11 @@ def test_a_nul_character_in_a_create_body_is_400_and_creates_nothing(client):
     assert response.status_code == 400
     assert response.json()["error"]["details"] == {"description": [NUL_MESSAGE]}
     assert not Ticket.objects.exists()
+
+
+def test_a_nul_character_in_a_body_of_another_charset_is_400(client, ticket):
+    body = json.dumps({"description": "a\x00b"}, ensure_ascii=False).encode("utf-16")
+    response = patch_raw(client, ticket, body, content_type="application/json; charset=utf-16")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"description": [NUL_MESSAGE]}
+    assert_unchanged(ticket)
