@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from . import errors, registry, services
 from .forms import OperationForm, snapshot_ids
 from .models import BulkOperation, BulkOperationItem
+from .service_admin import ReadOnlyAdmin
 from .views import opened, restarted
 
 # --- bulk actions on the domain changelists ---------------------------------------------
@@ -123,8 +124,10 @@ def cancel_operations(modeladmin, request, queryset):
 
 
 @admin.register(BulkOperation)
-class BulkOperationAdmin(admin.ModelAdmin):
-    """Read-only: operations change only through the engine (cancel is an action)."""
+class BulkOperationAdmin(ReadOnlyAdmin):
+    """Read-only: operations change only through the engine (cancel is an action). Never
+    deleted here either: that would collect every item in Python; old operations go with
+    cleanup_bulk_operations."""
 
     list_display = [
         "id", "operation_type", "resource_type", "user", "status", "progress",
@@ -150,13 +153,3 @@ class BulkOperationAdmin(admin.ModelAdmin):
             reverse("bulk-operation-items", kwargs={"pk": op.pk}),
             reverse("bulk-operation-items-csv", kwargs={"pk": op.pk}),
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Deleting collects every item in Python; old operations go with cleanup_bulk_operations.
-        return False

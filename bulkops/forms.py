@@ -48,8 +48,11 @@ def form_field(field, choices=None):
     if choices is not None or isinstance(field, serializers.ChoiceField):
         options = choices() if choices is not None else list(field.choices.items())
         empty = UNCHANGED if not field.required else NONE if field.allow_null else CHOOSE
-        return forms.ChoiceField(
-            choices=[("", empty), *options], required=field.required and not field.allow_null, **kwargs
+        return forms.TypedChoiceField(
+            choices=[("", empty), *options],
+            required=field.required and not field.allow_null,
+            coerce=int if isinstance(field, serializers.IntegerField) else str,  # a menu of ids gives JSON ids
+            **kwargs,
         )
     if isinstance(field, serializers.BooleanField):
         return forms.BooleanField(required=False, **kwargs)

@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin
 
 from . import errors
+from .admin_safety import SafeChangelistMixin
 from .operations import Context
 
 
@@ -57,7 +58,7 @@ def adopt(obj, created):
     obj.refresh_from_db()
 
 
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(SafeChangelistMixin, admin.ModelAdmin):
     """By default the app's `services` module decides: its `lock`, `create`, `apply_update`
     (in memory) and `save`, as the API uses them; an admin overrides what differs."""
 
@@ -113,7 +114,7 @@ class ServiceAdmin(admin.ModelAdmin):
         self.remove(Context(actor=request.user), obj)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(SafeChangelistMixin, admin.ModelAdmin):
     """Audit rows and other records only a service writes: viewed, never added, changed or deleted."""
 
     def has_add_permission(self, request):

@@ -5,20 +5,23 @@ HMAC-SHA256 of the raw body with the user's webhook secret. An rq job on the `de
 queue delivers it, retried with backoff; every attempt is recorded in `operation.webhook`,
 which the status response shows.
 
-Callback URLs must not reach the service's own network (SSRF): private, loopback,
-link-local and other non-public addresses are refused when the operation is created and
-again before each attempt (the name may resolve elsewhere by then), unless
-BULKOPS_WEBHOOK_ALLOW_PRIVATE is on.
+Callback URLs must not reach the service's own network (SSRF): only globally routable
+unicast addresses are accepted (IPv6 forms that embed an IPv4 address are judged by that
+address), unless BULKOPS_WEBHOOK_ALLOW_PRIVATE is on. The name is resolved and checked when
+the operation is created and again at each attempt, and each attempt connects to exactly the
+addresses it checked — a second lookup could answer differently (DNS rebinding). The name
+stays the Host header and the TLS server name, so certificates are verified for it.
 """
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import logging
 import secrets
 import socket
-import urllib.error
-import urllib.request
+import ssl
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import django_rq
@@ -47,27 +50,70 @@ class DeliveryFailed(Exception):
     """Raised by the job so that rq retries it."""
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address that the packets end up at:
+# IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::/96). 6to4 and IPv4-mapped are read by ipaddress.
+EMBEDDING_PREFIXES = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
+# Not globally reachable (IANA), though Python's is_global says otherwise: 192.0.0.8 and friends.
+NOT_GLOBAL = (ipaddress.ip_network("192.0.0.0/24"),)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked callback URL: where to connect (`addresses`, in order) and as whom (`host`)."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    addresses: tuple
+
+
+def embedded_ipv4(address):
+    if address.version == 4:
+        return None
+    if address.ipv4_mapped or address.sixtofour:
+        return address.ipv4_mapped or address.sixtofour
+    if any(address in prefix for prefix in EMBEDDING_PREFIXES):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(address):
+    """A globally routable unicast address (an IPv4 address embedded in IPv6 judged itself)."""
+    address = embedded_ipv4(address) or address
+    return (
+        address.is_global
+        and not (address.is_multicast or address.is_reserved)
+        and not any(address in network for network in NOT_GLOBAL)
+    )
+
+
 def check_url(url):
-    """Refuse anything but http(s) to a public address; raises UnsafeURL naming the problem."""
+    """Resolve `url`'s host once and check every address it gave ⇒ the Target to connect to.
+    Refuses anything but http(s) to a public address and port; raises UnsafeURL naming why."""
     parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise UnsafeURL("callback_url has an invalid port.") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UnsafeURL("callback_url must be an http or https URL.")
-    if settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE:
-        return
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    if not port:
+        raise UnsafeURL("callback_url has an invalid port.")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         raise UnsafeURL(f"callback_url: cannot resolve {parts.hostname}.") from None
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if address.version == 6 and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global:
-            raise UnsafeURL(f"callback_url: {parts.hostname} is a private, loopback or link-local address.")
+    addresses = tuple(dict.fromkeys(ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in infos))
+    if not settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE:
+        for address in addresses:
+            if not is_public(address):
+                raise UnsafeURL(
+                    f"callback_url: {parts.hostname} ({address}) is not a public address: private, loopback, "
+                    "link-local, multicast and reserved addresses are refused."
+                )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.scheme, parts.hostname, port, path, tuple(str(address) for address in addresses))
 
 
 def secret_for(user):
@@ -109,22 +155,51 @@ def render(op):
     return JSONRenderer().render(data)
 
 
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect could lead anywhere, the internal network included: it counts as a failure."""
+def connect(target, timeout):
+    """A TCP connection to the first of the checked addresses that answers: no lookup here."""
+    error = OSError(f"no address for {target.host}")
+    for address in target.addresses:
+        try:
+            return socket.create_connection((address, target.port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error
 
-    def redirect_request(self, *args, **kwargs):
-        return None
+
+class CheckedHTTPConnection(http.client.HTTPConnection):
+    """HTTP to the Target's checked addresses, with the name in the Host header."""
+
+    def __init__(self, target, timeout):
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.target = target
+
+    def connect(self):
+        self.sock = connect(self.target, self.timeout)
 
 
-def post(url, body, headers):
-    """POST and return the HTTP status code; raises OSError when there is no answer."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+class CheckedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to the Target's checked addresses; SNI and the certificate check use the name."""
+
+    def __init__(self, target, timeout):
+        self.tls = ssl.create_default_context()
+        super().__init__(target.host, target.port, timeout=timeout, context=self.tls)
+        self.target = target
+
+    def connect(self):
+        self.sock = self.tls.wrap_socket(connect(self.target, self.timeout), server_hostname=self.target.host)
+
+
+def post(target, body, headers):
+    """POST to a checked Target and return the HTTP status code (a redirect is not followed:
+    it could lead anywhere, the internal network included). Raises OSError or HTTPException
+    when there is no answer."""
+    connection_class = CheckedHTTPSConnection if target.scheme == "https" else CheckedHTTPConnection
+    connection = connection_class(target, timeout=TIMEOUT)
     try:
-        with opener.open(request, timeout=TIMEOUT) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        connection.request("POST", target.path, body=body, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def deliver(op_id):
@@ -141,11 +216,10 @@ def deliver(op_id):
     }
     attempt = {"at": timezone.now().isoformat(), "status_code": None, "error": ""}
     try:
-        check_url(op.callback_url)
-        attempt["status_code"] = post(op.callback_url, body, headers)
+        attempt["status_code"] = post(check_url(op.callback_url), body, headers)
         if not 200 <= attempt["status_code"] < 300:
             attempt["error"] = f"HTTP {attempt['status_code']}"
-    except (UnsafeURL, OSError) as exc:
+    except (UnsafeURL, OSError, http.client.HTTPException) as exc:
         attempt["error"] = str(exc) or type(exc).__name__
     record(op.pk, attempt)
     if attempt["error"]:

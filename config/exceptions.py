@@ -49,9 +49,9 @@ def error_body(code, message, details=None):
     return {"error": {"code": code, "message": message, "details": details}}
 
 
-def error_response(status, code, message):
+def error_response(status, code, message, details=None):
     """The same body outside DRF (middleware, error pages)."""
-    return JsonResponse(error_body(code, message), status=status)
+    return JsonResponse(error_body(code, message, details), status=status)
 
 
 def first_message(data, prefix=""):

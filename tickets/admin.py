@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from bulkops.admin import bulk_action
+from bulkops.admin_safety import SafeChangelistMixin
 from bulkops.service_admin import ReadOnlyAdmin, ServiceAdmin
 
 from . import services
@@ -63,7 +64,7 @@ class TicketAdmin(ServiceAdmin):
 
 
 @admin.register(Comment)
-class CommentAdmin(admin.ModelAdmin):
+class CommentAdmin(SafeChangelistMixin, admin.ModelAdmin):
     list_display = ["id", "ticket", "author", "created_at"]
     search_fields = ["body"]
     raw_id_fields = ["ticket", "author", "bulk_operation"]

@@ -19,10 +19,12 @@ class TicketHandler(Handler):
         return services.lock(user, ids)
 
     def create(self, ctx, data):
-        return self.represent(services.create(ctx, validated(TicketCreateSerializer(data=data))))
+        return self.represent(
+            services.create(ctx, validated(TicketCreateSerializer(data=data, context={"viewer": ctx.actor})))
+        )
 
     def update(self, ticket, ctx, data):
-        changes = dict(validated(TicketPatchSerializer(data=data)))
+        changes = dict(validated(TicketPatchSerializer(data=data, context={"viewer": ctx.actor})))
         version = changes.pop("version", None)
         change = services.apply_update(ticket, ctx, changes, expected_version=version)
         services.save([change])

@@ -1,7 +1,8 @@
 """The /tickets/ page's bulk selection, and the menus the ticket operations' forms show."""
 
+from functools import partial
+
 from django import forms
-from django.contrib.auth import get_user_model
 from django.http import QueryDict
 
 from bulkops import registry
@@ -11,12 +12,14 @@ from config.exceptions import first_message
 
 from .filtersets import TicketFilterSet
 from .models import Category
+from .people import visible_people
 
 MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
 
 
-def user_choices():
-    users = get_user_model().objects.filter(is_active=True).order_by("username")
+def user_choices(viewer=None):
+    """Active users by name: those `viewer` may see (no viewer: the staff-only admin, everyone)."""
+    users = visible_people(viewer).order_by("username")
     return [(str(pk), name) for pk, name in users.values_list("pk", "username")]
 
 
@@ -28,10 +31,15 @@ def category_choices():
 DATA_CHOICES = {"assignee_id": user_choices, "category_id": category_choices}
 
 
+def data_choices(viewer):
+    """The menus as `viewer` may see them (a requester is not shown every user)."""
+    return {**DATA_CHOICES, "assignee_id": partial(user_choices, viewer)}
+
+
 def list_filters(filterset, user):
     """The list's filters: people by name; deleted tickets are for staff only."""
     form = page_filters(filterset, hidden=() if user.is_staff else ("is_deleted",))
-    people = user_choices()
+    people = user_choices(user)
     for name in ("assignee", "requester"):
         form.fields[name].widget = menu(people, "Anyone")
     form.fields["category"].empty_label = "Any"

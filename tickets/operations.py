@@ -5,7 +5,7 @@ import json
 from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import serializers
 
-from bulkops.api.mixins import TextField
+from bulkops.api.mixins import StrictIntegerField, TextField
 from bulkops.operations import Operation, StrictSerializer
 from bulkops.registry import register
 from bulkops.services import restore_payload
@@ -58,7 +58,7 @@ class CommentData(StrictSerializer):
 
 
 class AssignData(StrictSerializer):
-    assignee_id = serializers.IntegerField(allow_null=True, validators=[validate_user_id])
+    assignee_id = StrictIntegerField(allow_null=True, validators=[validate_user_id])
 
 
 class PriorityData(StrictSerializer):
@@ -66,7 +66,7 @@ class PriorityData(StrictSerializer):
 
 
 class CategoryData(StrictSerializer):
-    category_id = serializers.IntegerField(allow_null=True, validators=[validate_category_id])
+    category_id = StrictIntegerField(allow_null=True, validators=[validate_category_id])
 
 
 class FieldsData(TicketChangesSerializer):

@@ -14,7 +14,7 @@ from bulkops.forms import OperationForm, label_of, operation_choices, snapshot_i
 from bulkops.views import filter_query, opened, restarted
 
 from .filtersets import TicketFilterSet
-from .forms import DATA_CHOICES, SelectionForm, list_filters
+from .forms import SelectionForm, data_choices, list_filters
 from .models import Ticket
 
 PAGE_SIZE = 50
@@ -53,7 +53,7 @@ def bulk_action(request):
     selection = SelectionForm(request.user, request.POST)
     if not selection.is_valid():
         return refuse(request, selection)
-    form = OperationForm(selection.definition, request.POST if step else None, choices=DATA_CHOICES)
+    form = OperationForm(selection.definition, request.POST if step else None, choices=data_choices(request.user))
     context = {
         "selection": selection,
         "form": form,

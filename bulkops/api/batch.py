@@ -16,9 +16,8 @@ from rest_framework.views import APIView
 from .. import batch, services
 from ..models import Mode, Status
 from ..operations import StrictSerializer
+from .mixins import StrictBooleanField, idempotency_key
 from .serializers import ID_TYPES, MAX_INT_ID, ErrorBodySerializer, parse_ids
-
-MAX_IDEMPOTENCY_KEY = 255  # the column's length
 
 
 def parse_id(handler, value):
@@ -64,7 +63,7 @@ class BatchItemSerializer(StrictSerializer):
 
 
 class BatchSerializer(StrictSerializer):
-    atomic = serializers.BooleanField(default=False, help_text="All or nothing, in one transaction (422 on failure)")
+    atomic = StrictBooleanField(default=False, help_text="All or nothing, in one transaction (422 on failure)")
     operations = BatchItemSerializer(many=True, allow_empty=False, max_length=batch.MAX_OPERATIONS)
 
 
@@ -139,13 +138,6 @@ class BatchGetReportSerializer(serializers.Serializer):
     total_succeeded = serializers.IntegerField()
     total_failed = serializers.IntegerField()
     processed_at = serializers.DateTimeField()
-
-
-def idempotency_key(request):
-    key = request.headers.get("Idempotency-Key") or None
-    if key and len(key) > MAX_IDEMPOTENCY_KEY:
-        raise serializers.ValidationError({"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY} characters."]})
-    return key
 
 
 class BatchView(APIView):

@@ -2,6 +2,10 @@
 
 from rest_framework import serializers
 
+from config.parsers import NUL, NUL_MESSAGE
+
+MAX_IDEMPOTENCY_KEY = 255  # the column's length
+
 
 class FieldSelectionMixin:
     """`?fields=a,b,c` on any GET returns only those fields (unknown names are ignored)."""
@@ -25,3 +29,32 @@ class TextField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer and only that: DRF's IntegerField would take "50", 50.0 and "4300" as
+    numbers, and a client that sent a string may have meant something else."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false and only that: DRF's BooleanField would take "yes", "on", 1 and "0"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+def idempotency_key(request):
+    """The request's Idempotency-Key header, or None; 400 for one the column cannot store."""
+    key = request.headers.get("Idempotency-Key") or None
+    if key and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise serializers.ValidationError({"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY} characters."]})
+    if key and NUL in key:
+        raise serializers.ValidationError({"Idempotency-Key": [NUL_MESSAGE]})
+    return key

@@ -1,3 +1,5 @@
+import json
+
 import django_filters
 from django.conf import settings
 from django.urls import reverse
@@ -10,13 +12,14 @@ from ..models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mo
 from ..operations import StrictSerializer
 from ..services import Request
 from ..wsauth import make_ticket
-from .mixins import FieldSelectionMixin
+from .mixins import FieldSelectionMixin, StrictBooleanField, StrictIntegerField
 
 ID_ALIASES = {"ids": None, "ticket_ids": "tickets", "metric_ids": "metrics"}
 MAX_ERRORS = 100
 # What a JSON id may be, by the operation's id field: `"5"` is not a ticket id, nor 5 a metric id.
 ID_TYPES = {serializers.IntegerField: int, serializers.UUIDField: str}
 MAX_INT_ID = 2**63 - 1  # bigint: anything larger cannot exist, and would not fit the query
+MAX_METADATA_BYTES = 16 * 1024  # as compact UTF-8 JSON
 
 
 class OptionsSerializer(StrictSerializer):
@@ -28,6 +31,9 @@ class OptionsSerializer(StrictSerializer):
     )
 
     def validate_metadata(self, value):
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > MAX_METADATA_BYTES:
+            raise serializers.ValidationError(f"At most {MAX_METADATA_BYTES} bytes as JSON; this is {size}.")
         description = value.get("description", "")
         if not isinstance(description, str) or len(description) > 1000:
             raise serializers.ValidationError("description must be a string of at most 1,000 characters.")
@@ -54,8 +60,8 @@ class CreateOperationSerializer(OptionsSerializer):
     operation_data = serializers.DictField(required=False, default=dict)
     mode = serializers.ChoiceField(choices=Mode.choices, default=Mode.PARTIAL)
     execution = serializers.ChoiceField(choices=Execution.choices, default=Execution.ASYNC)
-    batch_size = serializers.IntegerField(min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, required=False)
-    dry_run = serializers.BooleanField(default=False)
+    batch_size = StrictIntegerField(min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, required=False)
+    dry_run = StrictBooleanField(default=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,7 +74,9 @@ class CreateOperationSerializer(OptionsSerializer):
             raise serializers.ValidationError(
                 {"operation_type": [f"Unknown operation for {resource}; one of: {', '.join(public_names(resource))}."]}
             )
-        data = definition.data_serializer(data=attrs.get("operation_data", {}))
+        # The viewer: a data serializer may name users, and must not reveal those the caller cannot see.
+        viewer = self.context["request"].user
+        data = definition.data_serializer(data=attrs.get("operation_data", {}), context={"viewer": viewer})
         if not data.is_valid():
             raise serializers.ValidationError({"operation_data": data.errors})
         ids = self.selection(attrs, resource, definition)

@@ -7,13 +7,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from .. import errors, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
+from .mixins import idempotency_key
 from .pagination import ItemPagination, OperationPagination
 from .schema import OPERATION_OR_REPLAY, OperationSchema
 from .serializers import (
@@ -31,7 +31,6 @@ from .serializers import (
 
 # `changed`: true, or false for an item that succeeded without changing anything; empty otherwise.
 CSV_COLUMNS = ["position", "item_id", "status", "error_code", "error_message", "processed_at", "changed"]
-MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -99,12 +98,6 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         response["Location"] = body["links"]["self"]
         return response
 
-    def idempotency_key(self, request):
-        key = request.headers.get("Idempotency-Key") or None
-        if key and len(key) > MAX_IDEMPOTENCY_KEY:
-            raise ValidationError({"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY} characters."]})
-        return key
-
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
         responses={
@@ -119,7 +112,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         },
     )
     def create(self, request):
-        key = self.idempotency_key(request)
+        key = idempotency_key(request)
         data = CreateOperationSerializer(
             data=request.data, context={"request": request, "resource_type": self.resource_type}
         )
@@ -133,7 +126,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
 
     def follow_up(self, request, start, kind):
         """Revert or retry: a new operation made from this one."""
-        key = self.idempotency_key(request)
+        key = idempotency_key(request)
         data = FollowUpSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         op_id = self.get_object().pk

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from bulkops import services as bulk
 from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
+from bulkops.api.mixins import StrictIntegerField
 from bulkops.api.serializers import ErrorBodySerializer
 from bulkops.models import Execution, ItemStatus, Mode
 from bulkops.operations import StrictSerializer
@@ -53,7 +54,7 @@ class VerificationUpdateSerializer(StrictSerializer):
 
 class VerificationUpdatesSerializer(StrictSerializer):
     updates = VerificationUpdateSerializer(many=True, max_length=settings.BULKOPS_MAX_SYNC_ITEMS)
-    batch_size = serializers.IntegerField(
+    batch_size = StrictIntegerField(
         min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, default=settings.BULKOPS_DEFAULT_BATCH_SIZE
     )
 

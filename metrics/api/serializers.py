@@ -2,9 +2,10 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from bulkops.api.audit import AuditEventSerializer
-from bulkops.api.mixins import FieldSelectionMixin, TextField
+from bulkops.api.mixins import FieldSelectionMixin, StrictIntegerField, TextField
 from bulkops.operations import StrictSerializer
 
+from .. import services
 from ..models import Metric, MetricEvent, MetricPermission, Role, Verification
 
 
@@ -37,7 +38,7 @@ class MetricChangesSerializer(StrictSerializer):
 
 
 class MetricPatchSerializer(MetricChangesSerializer):
-    version = serializers.IntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
+    version = StrictIntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
 
     def validate(self, attrs):
         if not set(attrs) - {"version"}:
@@ -58,10 +59,15 @@ class MetricPermissionSerializer(FieldSelectionMixin, serializers.ModelSerialize
 
 
 class ShareSerializer(StrictSerializer):
-    user_id = serializers.IntegerField()
+    """Context: the `metric` (as the caller sees it) to share."""
+
+    user_id = StrictIntegerField()
     role = serializers.ChoiceField(choices=[r for r in Role.choices if r[0] != Role.OWNER])
 
     def validate_user_id(self, value):
+        # Whether a user id exists is for those who may share this metric (with anyone) to
+        # learn; anyone else gets the refusal the share itself would give them.
+        services.check_role(self.context["metric"], Role.FULL_ACCESS, "share")
         user = get_user_model().objects.filter(pk=value, is_active=True).first()
         if user is None:
             raise serializers.ValidationError(f"No active user with id {value}.")

@@ -81,7 +81,7 @@ class MetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def permissions(self, request, pk=None):
         """Who the metric is shared with (any role may look); owner and full_access share."""
         if request.method == "POST":
-            data = ShareSerializer(data=request.data)
+            data = ShareSerializer(data=request.data, context={"metric": self.get_object()})
             data.is_valid(raise_exception=True)
             permission, created = services.share(
                 self.metric_id(), request.user, data.validated_data["user_id"], data.validated_data["role"]

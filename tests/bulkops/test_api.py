@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import uuid
 from datetime import timedelta
 
@@ -307,6 +308,103 @@ def test_it_refuses_sync_execution_of_too_many_items(agent_client, tickets):
     assert_nothing_stored()
 
 
+NUL_MESSAGE = "Text cannot contain NUL (\\u0000) characters."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"ticket_ids": [1], **RESOLVE, "metadata": {"description": "because\x00"}}, "metadata.description"),
+        ({"ticket_ids": [1], **RESOLVE, "metadata": {"tags": ["a", "b\x00"]}}, "metadata.tags[1]"),
+        ({"ticket_ids": [1], **RESOLVE, "metadata": {"k\x00": 1}}, "metadata.k\x00"),
+        (
+            {"ticket_ids": [1], "operation_type": "add_comment", "operation_data": {"body": "a\x00b"}},
+            "operation_data.body",
+        ),
+        ({"filter": {"search": "\x00"}, **RESOLVE}, "filter.search"),
+        ({"filter": {"status": ["open", "open\x00"]}, **RESOLVE}, "filter.status[1]"),
+        ({"ticket_ids": [1], **RESOLVE, "callback_url": "http://example.com/\x00"}, "callback_url"),
+    ],
+)
+def test_a_nul_character_anywhere_in_the_body_is_400_naming_where(
+    agent_client, tickets, django_capture_on_commit_callbacks, body, where
+):
+    response = start(agent_client, TICKETS, body, django_capture_on_commit_callbacks)
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"] == {
+        "code": "VALIDATION_ERROR",
+        "message": f"{where}: {NUL_MESSAGE}",
+        "details": {where: [NUL_MESSAGE]},
+    }
+    assert_nothing_stored()
+
+
+def metadata_of(size):
+    """Metadata whose compact JSON is `size` bytes of UTF-8 (é takes two)."""
+    empty = len(json.dumps({"note": ""}, separators=(",", ":")))
+    return {"note": "é" * ((size - empty) // 2) + "x" * ((size - empty) % 2)}
+
+
+@pytest.mark.django_db
+def test_metadata_of_16_kib_is_accepted(agent_client, tickets):
+    metadata = metadata_of(16 * 1024)
+    response = post(agent_client, TICKETS, {"ticket_ids": [tickets[0].pk], **RESOLVE, "metadata": metadata})
+    assert response.status_code == 202, response.json()
+    assert BulkOperation.objects.get().metadata == metadata
+
+
+@pytest.mark.django_db
+def test_metadata_over_16_kib_is_refused(agent_client, tickets):
+    body = {"ticket_ids": [tickets[0].pk], **RESOLVE, "metadata": metadata_of(16 * 1024 + 1)}
+    response = post(agent_client, TICKETS, body)
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["message"] == "metadata: At most 16384 bytes as JSON; this is 16385."
+    assert_nothing_stored()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"batch_size": "50"}, "batch_size: A valid integer is required."),
+        ({"batch_size": 50.0}, "batch_size: A valid integer is required."),
+        ({"batch_size": True}, "batch_size: A valid integer is required."),
+        ({"dry_run": "yes"}, "dry_run: Must be a valid boolean."),
+        ({"dry_run": "true"}, "dry_run: Must be a valid boolean."),
+        ({"dry_run": 1}, "dry_run: Must be a valid boolean."),
+        (
+            {"operation_type": "assign", "operation_data": {"assignee_id": "1"}},
+            "operation_data: assignee_id: A valid integer is required.",
+        ),
+        (
+            {"operation_type": "set_category", "operation_data": {"category_id": "1"}},
+            "operation_data: category_id: A valid integer is required.",
+        ),
+        (
+            {"operation_type": "update_fields", "operation_data": {"priority": "low", "assignee_id": "1"}},
+            "operation_data: assignee_id: A valid integer is required.",
+        ),
+    ],
+)
+def test_numbers_and_booleans_given_as_strings_are_refused(agent_client, tickets, extra, message):
+    response = post(agent_client, TICKETS, {"ticket_ids": [tickets[0].pk], **RESOLVE, **extra})
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["message"] == message
+    assert_nothing_stored()
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_a_query_parameter_is_400_naming_it(agent_client):
+    response = agent_client.get(ANY, {"status": "completed\x00"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "VALIDATION_ERROR",
+        "message": f"status: {NUL_MESSAGE}",
+        "details": {"status": [NUL_MESSAGE]},
+    }
+
+
 @pytest.mark.django_db
 def test_it_refuses_anonymous_requests(client_for, tickets):
     assert post(client_for(None), TICKETS, {"ticket_ids": [1], **RESOLVE}).status_code == 401
@@ -410,6 +508,14 @@ def test_it_refuses_an_overlong_idempotency_key(agent_client, tickets):
     response = post(agent_client, TICKETS, {"ticket_ids": [tickets[0].pk], **RESOLVE}, HTTP_IDEMPOTENCY_KEY="k" * 256)
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["error"]["message"]
+    assert_nothing_stored()
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_idempotency_key_with_a_nul_character(agent_client, tickets):
+    response = post(agent_client, TICKETS, {"ticket_ids": [tickets[0].pk], **RESOLVE}, HTTP_IDEMPOTENCY_KEY="k\x00")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == f"Idempotency-Key: {NUL_MESSAGE}"
     assert_nothing_stored()
 
 

@@ -334,6 +334,15 @@ def test_a_replayed_idempotency_key_answers_the_same_batch_once(client_for, agen
     assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
 
 
+@pytest.mark.parametrize("key", ["k" * 256, "k\x00"])
+def test_an_idempotency_key_the_column_cannot_store_is_refused(client_for, agent, key):
+    TicketFactory(pk=1)
+    response = client_for(agent).post(URL, {"operations": [PATCH_1]}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("Idempotency-Key: ")
+    assert not BulkOperation.objects.exists()
+
+
 def element_error(message, index, rest):
     """The message locates the entry: "operations: [3] method: …"."""
     return message == f"operations: [{index}] {rest}"
@@ -390,6 +399,13 @@ PATCH_1 = {"method": "PATCH", "resource_type": "tickets", "id": 1, "data": {"tit
         ({"operations": [{**PATCH_1, "when": "now"}]}, 0, "when: Unknown field."),
         ({"operations": [{**PATCH_1, "ref": "r" * 101}]}, 0, "ref: Ensure this field has no more than 100 characters."),
         ({"operations": [PATCH_1], "atomic": "perhaps"}, None, "atomic: Must be a valid boolean."),
+        ({"operations": [PATCH_1], "atomic": "true"}, None, "atomic: Must be a valid boolean."),
+        ({"operations": [{**PATCH_1, "id": "1"}]}, 0, "id: '1' is not a valid tickets id."),
+        (
+            {"operations": [PATCH_1, {"method": "POST", "resource_type": "tickets", "data": {"title": "a\x00"}}]},
+            None,
+            "operations[1].data.title: Text cannot contain NUL (\\u0000) characters.",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_the_entry_and_nothing_is_stored(client_for, agent, body, index, message):

@@ -3,13 +3,16 @@
 import hashlib
 import hmac
 import json
+import ssl
 import threading
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import SimpleNamespace
 
 import django_rq
 import pytest
+import trustme
 from django.utils import timezone
 
 from bulkops import webhooks
@@ -22,9 +25,9 @@ TICKETS = "/api/v1/tickets/bulk-operations/"
 RESOLVE = {"operation_type": "update_status", "operation_data": {"status": "resolved"}}
 
 
-@pytest.fixture
-def receiver():
-    """An HTTP server on 127.0.0.1 that records every POST and answers the queued codes (then 200)."""
+@contextmanager
+def serving(tls=None):
+    """An HTTP(S) server on 127.0.0.1 that records every POST and answers the queued codes (then 200)."""
     received, codes = [], []
 
     class Handler(BaseHTTPRequestHandler):
@@ -41,12 +44,21 @@ def receiver():
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}/hook", received=received, codes=codes)
+    port = server.server_port
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/hook", port=port, received=received, codes=codes)
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver():
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture
@@ -162,6 +174,26 @@ def test_the_finish_hook_queues_one_delivery_however_often_it_runs(client_for, r
     assert default_queue().count == 1
 
 
+# Forms of loopback and private addresses that a check of the IPv6 address alone would pass,
+# and addresses that are no single public host at all.
+UNSAFE_ADDRESSES = [
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible IPv6
+    "http://[::10.0.0.1]/hook",
+    "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+    "http://[2002:c0a8:1::]/hook",  # 6to4 of 192.168.0.1
+    "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+    "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+    "http://192.0.0.8/hook",  # IETF protocol assignments
+    "http://224.0.0.1/hook",  # multicast
+    "http://239.255.255.250:1900/hook",
+    "http://[ff0e::1]/hook",
+    "http://240.0.0.1/hook",  # reserved
+    "http://255.255.255.255/hook",
+    "http://93.184.215.14:0/hook",  # port 0
+    "https://hooks.example.com:0/hook",
+]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "url",
@@ -178,6 +210,7 @@ def test_the_finish_hook_queues_one_delivery_however_often_it_runs(client_for, r
         "http://0.0.0.0/hook",
         "ftp://example.com/hook",
         "http://example.com:99999/hook",
+        *UNSAFE_ADDRESSES,
     ],
 )
 def test_a_private_or_non_http_callback_url_is_refused(agent, client_for, url):
@@ -199,6 +232,23 @@ def test_a_public_address_passes_the_check(monkeypatch):
     webhooks.check_url("https://hooks.example.com/bulk")
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://93.184.215.14/hook",
+        "https://93.184.215.14:8443/hook",
+        "http://[2606:2800:220:1:248:1893:25c8:1946]/hook",
+        "http://[64:ff9b::5db8:d70e]/hook",  # NAT64 of a public address
+    ],
+)
+def test_a_public_callback_url_is_accepted(agent, client_for, url):
+    body = {"ticket_ids": [1], **RESOLVE, "callback_url": url}
+    response = client_for(agent).post(TICKETS, body, format="json")
+    assert response.status_code == 202, response.json()
+    assert BulkOperation.objects.get().callback_url == url
+
+
 def test_a_name_resolving_to_a_private_address_is_refused(monkeypatch):
     monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("10.0.0.7", 443))])
     with pytest.raises(webhooks.UnsafeURL, match="hooks.example.com"):
@@ -217,6 +267,125 @@ def test_delivery_checks_the_address_again(client_for, receiver, settings, monke
     webhook = BulkOperation.objects.get(pk=op_id).webhook
     assert webhook["status"] == "failed"
     assert "private" in webhook["attempts"][0]["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("address", ["[::127.0.0.1]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]", "192.0.0.8", "224.0.0.1"])
+def test_delivery_refuses_each_unsafe_address(client_for, settings, monkeypatch, address):
+    monkeypatch.setattr(webhooks, "RETRY_INTERVALS", [0])
+    settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE = True
+    op_id = finished_operation(client_for(AgentFactory()), f"http://{address}:8000/hook")
+    settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE = False
+    work_off("default")
+    webhook = BulkOperation.objects.get(pk=op_id).webhook
+    assert webhook["status"] == "failed"
+    assert [a["status_code"] for a in webhook["attempts"]] == [None, None]
+    assert all("not a public address" in a["error"] for a in webhook["attempts"])
+
+
+# A public address: whether anything answers there does not matter, only that the receiver does not.
+PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"
+
+
+class Resolver:
+    """A DNS stand-in for hooks.example.test: the first lookup answers `first`, every later
+    one `later` — what a rebinding name server does. Addresses are resolved for real."""
+
+    NAME = "hooks.example.test"
+
+    def __init__(self, real, first, later):
+        self.real, self.answers, self.lookups = real, [first], 0
+        self.later = later
+
+    def __call__(self, host, port, *args, **kwargs):
+        if host != self.NAME:
+            return self.real(host, port, *args, **kwargs)
+        self.lookups += 1
+        address = self.answers.pop() if self.answers else self.later
+        return self.real(address, port, *args, **kwargs)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_name_that_turns_to_loopback_after_the_check_is_not_reached(client_for, receiver, monkeypatch):
+    """DNS rebinding: the check sees a public address, a second lookup would get 127.0.0.1.
+    The connection goes to the checked address (which nothing here answers), never to the
+    receiver; the next attempt looks the name up once more, and refuses what it gets."""
+    monkeypatch.setattr(webhooks, "RETRY_INTERVALS", [0])
+    monkeypatch.setattr(webhooks, "TIMEOUT", 0.5)
+    real = webhooks.socket.getaddrinfo
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", Resolver(real, PUBLIC_V6, PUBLIC_V6))
+    op_id = finished_operation(client_for(AgentFactory()), f"http://{Resolver.NAME}:{receiver.port}/hook")
+    resolver = Resolver(real, PUBLIC_V6, "127.0.0.1")
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", resolver)
+
+    work_off("default")
+
+    assert receiver.received == []
+    assert resolver.lookups == 2  # one per attempt
+    attempts = BulkOperation.objects.get(pk=op_id).webhook["attempts"]
+    assert len(attempts) == 2 and "not a public address" in attempts[1]["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_reaches_the_checked_address_as_the_named_host(client_for, receiver, settings, monkeypatch):
+    monkeypatch.setattr(webhooks, "RETRY_INTERVALS", [0])
+    port = receiver.port
+    url = f"http://{Resolver.NAME}:{port}/hook?from=bulkops"
+    settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE = True
+    real = webhooks.socket.getaddrinfo
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", Resolver(real, "127.0.0.1", "127.0.0.1"))
+    op_id = finished_operation(client_for(AgentFactory()), url)
+    # At delivery the name answers 127.0.0.1 once, then an address nothing listens on.
+    resolver = Resolver(real, "127.0.0.1", "127.0.0.2")
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", resolver)
+
+    work_off("default")
+
+    assert resolver.lookups == 1
+    assert len(receiver.received) == 1
+    assert receiver.received[0].headers["Host"] == f"{Resolver.NAME}:{port}"
+    assert BulkOperation.objects.get(pk=op_id).webhook["status"] == "delivered"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("certified", "delivered"), [(Resolver.NAME, True), ("other.example.test", False)])
+def test_an_https_delivery_to_the_checked_address_verifies_the_certificate_for_the_name(
+    client_for, settings, monkeypatch, tmp_path, certified, delivered
+):
+    """TLS is checked against the name in the URL (SNI and certificate), not the address."""
+    monkeypatch.setattr(webhooks, "RETRY_INTERVALS", [0])
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # what the default context trusts
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(certified).configure_cert(tls)
+    settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE = True
+    real = webhooks.socket.getaddrinfo
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", Resolver(real, "127.0.0.1", "127.0.0.1"))
+    with serving(tls) as server:
+        op_id = finished_operation(client_for(AgentFactory()), f"https://{Resolver.NAME}:{server.port}/hook")
+        work_off("default")
+        webhook = BulkOperation.objects.get(pk=op_id).webhook
+        if delivered:
+            assert webhook["status"] == "delivered"
+            assert server.received[0].headers["Host"] == f"{Resolver.NAME}:{server.port}"
+        else:
+            assert webhook["status"] == "failed"
+            assert server.received == []
+            assert all("certificate" in a["error"].lower() for a in webhook["attempts"])
+
+
+def test_the_checked_address_is_what_the_name_resolved_to_at_the_check(monkeypatch):
+    resolver = Resolver(webhooks.socket.getaddrinfo, "93.184.215.14", "127.0.0.1")
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", resolver)
+    target = webhooks.check_url(f"https://{Resolver.NAME}/bulk?x=1")
+    assert (target.host, target.port, target.addresses, target.path) == (
+        Resolver.NAME,
+        443,
+        ("93.184.215.14",),
+        "/bulk?x=1",
+    )
+    assert resolver.lookups == 1
 
 
 @pytest.mark.django_db

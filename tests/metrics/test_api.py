@@ -273,6 +273,16 @@ def test_bad_share_input_is_400(client_for, make_data, field):
     assert not MetricPermission.objects.exists()
 
 
+@pytest.mark.parametrize("role", [None, "can_view", "can_edit"])
+def test_someone_who_may_not_share_a_metric_learns_nothing_about_user_ids(client_for, role):
+    metric, user = holder(role)
+    existing = UserFactory().pk
+    answers = [share(client_for(user), metric, user_id, "can_view") for user_id in (existing, existing + 1000)]
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+        (404, "NOT_FOUND") if role is None else (403, "PERMISSION_DENIED")
+    ] * 2
+
+
 def test_sharing_with_an_inactive_user_is_400(client_for):
     metric, owner = holder("owner")
     response = share(client_for(owner), metric, UserFactory(is_active=False).pk, "can_view")

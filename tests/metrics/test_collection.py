@@ -190,6 +190,7 @@ GOOD = "00000000-0000-4000-8000-000000000001"
         ({"updates": [], "batch_size": 0}, None, "batch_size: Ensure this value is greater than or equal to 1."),
         ({"updates": [], "batch_size": 1001}, None, "batch_size: Ensure this value is less than or equal to 1000."),
         ({"updates": [], "batch_size": "many"}, None, "batch_size: A valid integer is required."),
+        ({"updates": [], "batch_size": "50"}, None, "batch_size: A valid integer is required."),
         ({"updates": [], "verification": "verified"}, None, "verification: Unknown field."),
         ({"updates": [{"verification": "verified"}]}, 0, "id: This field is required."),
         (
@@ -215,6 +216,21 @@ def test_bad_input_is_refused_as_a_whole_and_nothing_is_stored(client_for, user,
     error = response.json()["error"]
     assert error["code"] == "VALIDATION_ERROR"
     assert error["message"] == message if index is None else element_error(error["message"], index, message), error
+    assert not BulkOperation.objects.exists()
+    assert Metric.objects.get().version == metric.version
+
+
+def test_a_nul_character_in_a_verification_is_refused_and_nothing_is_stored(client_for, user):
+    metric = MetricFactory(owner=user)
+
+    response = put(client_for(user), {"updates": [{"id": str(metric.pk), "verification": "verified\x00"}]})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "VALIDATION_ERROR",
+        "message": "updates[0].verification: Text cannot contain NUL (\\u0000) characters.",
+        "details": {"updates[0].verification": ["Text cannot contain NUL (\\u0000) characters."]},
+    }
     assert not BulkOperation.objects.exists()
     assert Metric.objects.get().version == metric.version
 

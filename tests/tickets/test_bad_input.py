@@ -169,3 +169,37 @@ def test_bad_create_input_is_400_and_creates_nothing(client):
     for data in [{"title": "x", "status": "nope"}, {"title": 5.5}, {"title": "x", "id": 7}]:
         assert client.post("/api/v1/tickets/", data, format="json").status_code == 400, data
     assert not Ticket.objects.exists()
+
+
+NUL_MESSAGE = "Text cannot contain NUL (\\u0000) characters."
+
+
+@pytest.mark.parametrize("params", [{"search": "print\x00er"}, {"status": "\x00"}, {"requester": "1\x00"}])
+def test_a_nul_character_in_a_list_filter_is_400_naming_it(client, ticket, params):
+    response = client.get("/api/v1/tickets/", params)
+    assert response.status_code == 400
+    name = next(iter(params))
+    assert response.json()["error"] == {
+        "code": "VALIDATION_ERROR",
+        "message": f"{name}: {NUL_MESSAGE}",
+        "details": {name: [NUL_MESSAGE]},
+    }
+
+
+def test_a_nul_character_in_the_ticket_pages_filter_is_400(admin_client, ticket):
+    assert admin_client.get("/tickets/", {"search": "\x00"}).status_code == 400
+
+
+def test_a_nul_character_in_a_create_body_is_400_and_creates_nothing(client):
+    response = client.post("/api/v1/tickets/", {"title": "ok", "description": "a\x00b"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"description": [NUL_MESSAGE]}
+    assert not Ticket.objects.exists()
+
+
+def test_a_nul_character_in_a_body_of_another_charset_is_400(client, ticket):
+    body = json.dumps({"description": "a\x00b"}, ensure_ascii=False).encode("utf-16")
+    response = patch_raw(client, ticket, body, content_type="application/json; charset=utf-16")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"description": [NUL_MESSAGE]}
+    assert_unchanged(ticket)

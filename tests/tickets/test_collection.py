@@ -71,19 +71,20 @@ def test_it_is_recorded_as_an_atomic_sync_operation_in_the_history(client_for, a
     assert client_for(UserFactory()).get(f"/api/v1/bulk-operations/{op_id}/").status_code == 404
 
 
-def test_an_empty_array_changes_nothing_and_answers_zero_counts(client_for, agent):
-    response = patch(client_for(agent), [])
+def test_an_empty_array_changes_nothing_answers_zero_counts_and_records_no_operation(client_for, agent):
+    client = client_for(agent)
+    for _ in range(2):
+        response = patch(client, [])
 
-    assert response.status_code == 200
-    op = BulkOperation.objects.get()
-    assert response.json() == {
-        "success": True,
-        "success_count": 0,
-        "fail_count": 0,
-        "results": [],
-        "operation_id": str(op.pk),
-    }
-    assert op.status == "completed"
+        assert response.status_code == 200
+        assert response.json() == {
+            "success": True,
+            "success_count": 0,
+            "fail_count": 0,
+            "results": [],
+            "operation_id": None,
+        }
+    assert not BulkOperation.objects.exists()
 
 
 def test_the_expected_version_passes_when_it_is_current(client_for, agent):
@@ -204,6 +205,9 @@ def names_element(message, index, rest):
         ([{"id": "abc", "title": "x"}], 0, "id: A valid integer is required."),
         ([{"id": True, "title": "x"}], 0, "id: A valid integer is required."),
         ([{"id": 1.5, "title": "x"}], 0, "id: A valid integer is required."),
+        ([{"id": "TICKET_STR", "title": "x"}], 0, "id: A valid integer is required."),
+        ([{"id": "TICKET", "version": "1", "title": "x"}], 0, "version: A valid integer is required."),
+        ([{"id": "TICKET", "assignee_id": "1"}], 0, "assignee_id: A valid integer is required."),
         (
             [{"id": "TICKET", "title": "x"}, {"id": "TICKET", "title": "y"}],
             None,
@@ -227,7 +231,8 @@ def names_element(message, index, rest):
 def test_bad_input_is_refused_naming_the_element_and_nothing_is_stored(client_for, agent, body, index, message):
     ticket = TicketFactory()
     if isinstance(body, list):
-        body = [{**e, "id": ticket.pk} if isinstance(e, dict) and e.get("id") == "TICKET" else e for e in body]
+        ids = {"TICKET": ticket.pk, "TICKET_STR": str(ticket.pk)}
+        body = [{**e, "id": ids[e["id"]]} if isinstance(e, dict) and e.get("id") in ids else e for e in body]
     message = message.replace("TICKET", str(ticket.pk))
     before = snapshot()
 

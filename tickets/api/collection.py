@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from bulkops import services as bulk
 from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
+from bulkops.api.mixins import StrictIntegerField
 from bulkops.api.serializers import ErrorBodySerializer
 from bulkops.models import Execution, Mode, Status
 
@@ -32,7 +33,7 @@ from .views import TicketViewSet
 class TicketChangeSerializer(TicketPatchSerializer):
     """One element: the ticket's id, and what PATCH /api/v1/tickets/{id}/ would take."""
 
-    id = serializers.IntegerField(min_value=1)
+    id = StrictIntegerField(min_value=1)
 
     class Meta:
         list_serializer_class = UniqueIdsListSerializer
@@ -58,7 +59,7 @@ class CollectionAnswerSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     success_count = serializers.IntegerField()
     fail_count = serializers.IntegerField()
-    operation_id = serializers.UUIDField()
+    operation_id = serializers.UUIDField(allow_null=True, help_text="null for an empty array: nothing was recorded")
 
 
 class CollectionChangedSerializer(CollectionAnswerSerializer):
@@ -67,6 +68,10 @@ class CollectionChangedSerializer(CollectionAnswerSerializer):
 
 class CollectionRefusedSerializer(CollectionAnswerSerializer):
     errors = RefusedSerializer(many=True)
+
+
+# An empty array changes nothing, so it records no operation either (SPEC §16).
+NOTHING_CHANGED = {"success": True, "success_count": 0, "fail_count": 0, "results": [], "operation_id": None}
 
 
 def change_tickets(user, elements):
@@ -78,7 +83,7 @@ def change_tickets(user, elements):
         payloads=[{name: value for name, value in element.items() if name != "id"} for element in elements],
         mode=Mode.ATOMIC,
         execution=Execution.SYNC,
-        batch_size=max(len(elements), 1),  # one chunk: every item is checked before the rollback
+        batch_size=len(elements),  # one chunk: every item is checked before the rollback
     )
     op, _ = bulk.start_operation(user, request)
     return op
@@ -115,6 +120,13 @@ class TicketCollectionViewSet(CollectionThrottleMixin, TicketViewSet):
     )
     def bulk_partial_update(self, request):
         """Change up to BULKOPS_MAX_ATOMIC_ITEMS tickets in one transaction, all or nothing."""
-        elements = TicketChangeSerializer(data=request.data, many=True, max_length=settings.BULKOPS_MAX_ATOMIC_ITEMS)
+        elements = TicketChangeSerializer(
+            data=request.data,
+            many=True,
+            max_length=settings.BULKOPS_MAX_ATOMIC_ITEMS,
+            context={"viewer": request.user},
+        )
         elements.is_valid(raise_exception=True)
+        if not elements.validated_data:
+            return Response(CollectionChangedSerializer(NOTHING_CHANGED).data)
         return answer(change_tickets(request.user, elements.validated_data))

@@ -1,12 +1,12 @@
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from bulkops.api.audit import AuditEventSerializer
-from bulkops.api.mixins import FieldSelectionMixin, TextField
+from bulkops.api.mixins import FieldSelectionMixin, StrictIntegerField, TextField
 from bulkops.operations import StrictSerializer
 
 from ..models import Category, Comment, Priority, Status, Ticket, TicketEvent
+from ..people import visible_people
 
 
 class CategorySerializer(FieldSelectionMixin, StrictSerializer, serializers.ModelSerializer):
@@ -34,10 +34,18 @@ class TicketSerializer(FieldSelectionMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def validate_user_id(value):
-    if value is not None and not get_user_model().objects.filter(pk=value, is_active=True).exists():
-        raise serializers.ValidationError(f"No active user with id {value}.")
-    return value
+class VisibleUser:
+    """Validator: an active user whom the serializer's `viewer` (context) may name. An id
+    they may not see gets the message of one that does not exist, so ids cannot be probed."""
+
+    requires_context = True
+
+    def __call__(self, value, field):
+        if value is not None and not visible_people(field.context.get("viewer")).filter(pk=value).exists():
+            raise serializers.ValidationError(f"No active user with id {value}.")
+
+
+validate_user_id = VisibleUser()
 
 
 def validate_category_id(value):
@@ -53,12 +61,12 @@ class TicketChangesSerializer(StrictSerializer):
     description = TextField(allow_blank=True, required=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
-    category_id = serializers.IntegerField(allow_null=True, required=False, validators=[validate_category_id])
-    assignee_id = serializers.IntegerField(allow_null=True, required=False, validators=[validate_user_id])
+    category_id = StrictIntegerField(allow_null=True, required=False, validators=[validate_category_id])
+    assignee_id = StrictIntegerField(allow_null=True, required=False, validators=[validate_user_id])
 
 
 class TicketPatchSerializer(TicketChangesSerializer):
-    version = serializers.IntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
+    version = StrictIntegerField(min_value=1, required=False, help_text="Expected version (optimistic lock)")
 
     def validate(self, attrs):
         if not set(attrs) - {"version"}:
@@ -68,7 +76,7 @@ class TicketPatchSerializer(TicketChangesSerializer):
 
 class TicketCreateSerializer(TicketChangesSerializer):
     title = TextField(max_length=200)
-    requester_id = serializers.IntegerField(required=False, validators=[validate_user_id])
+    requester_id = StrictIntegerField(required=False, validators=[validate_user_id])
 
 
 class CommentSerializer(FieldSelectionMixin, serializers.ModelSerializer):

@@ -47,14 +47,14 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 
     @extend_schema(request=TicketCreateSerializer, responses={201: TicketSerializer})
     def create(self, request):
-        data = TicketCreateSerializer(data=request.data)
+        data = TicketCreateSerializer(data=request.data, context={"viewer": request.user})
         data.is_valid(raise_exception=True)
         ticket = services.create(context_of(request), data.validated_data)
         return Response(TicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=TicketPatchSerializer, responses={200: TicketSerializer})
     def partial_update(self, request, pk=None):
-        data = TicketPatchSerializer(data=request.data)
+        data = TicketPatchSerializer(data=request.data, context={"viewer": request.user})
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         version = changes.pop("version", None)
