@@ -2,7 +2,10 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from config.database import pool_connections
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+pool_connections()
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -82,7 +82,10 @@ WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
 DATABASE_URL = os.environ.get("DATABASE_URL", defaults.DATABASE_URL)
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Plain connections, closed after each request or job; the web process pools them instead
+# (config/database.py, called by config/asgi.py), at most BULKOPS_DB_POOL_MAX.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+BULKOPS_DB_POOL_MAX = env_int("BULKOPS_DB_POOL_MAX", 10)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", defaults.REDIS_URL)
