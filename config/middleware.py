@@ -1,6 +1,16 @@
+import logging
+
 from django.conf import settings
+from django.template.response import TemplateResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .exceptions import error_response
+from .views import is_api
+
+log = logging.getLogger("bulkops")
+RETRY_AFTER = 5  # seconds a client is asked to wait while a service is down
+OUTAGES = (RedisConnectionError, RedisTimeoutError)
 
 
 class BodySizeLimitMiddleware:
@@ -22,3 +32,27 @@ class BodySizeLimitMiddleware:
             message = f"The request body is {length} bytes; the limit is {limit}."
             return error_response(413, "REQUEST_TOO_LARGE", message)
         return self.get_response(request)
+
+
+class ServiceUnavailableMiddleware:
+    """A view that needs Redis while it is down answers 503 with Retry-After, never a 500: the
+    API's error body, or a plain page. The Redis-dependent checks (throttles) run before a view
+    writes anything, so such a request has created nothing."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, OUTAGES):
+            return None
+        log.warning("service unavailable: %s %s: %s", request.method, request.path, exception)
+        if is_api(request):
+            message = "A service this request needs is unavailable; try again shortly."
+            response = error_response(503, "SERVICE_UNAVAILABLE", message)
+        else:
+            response = TemplateResponse(request, "503.html", status=503).render()
+        response["Retry-After"] = str(RETRY_AFTER)
+        return response
