@@ -16,7 +16,7 @@ from bulkops.wsmiddleware import OriginCheck, WebSocketAuthMiddleware  # noqa: E
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # A cross-site handshake is refused (AllowedHostsOriginValidator's rule) before any auth.
+        # A cross-site handshake is refused (the HTTP CSRF check's origin rule) before any auth.
         "websocket": OriginCheck(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
