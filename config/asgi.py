@@ -12,6 +12,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from bulkops.routing import websocket_urlpatterns  # noqa: E402
 from bulkops.wsmiddleware import OriginCheck, WebSocketAuthMiddleware  # noqa: E402
+from config.server import limit_request_bodies  # noqa: E402
+
+limit_request_bodies()
 
 application = ProtocolTypeRouter(
     {

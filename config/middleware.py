@@ -1,11 +1,11 @@
 import logging
 
-from django.conf import settings
 from django.template.response import TemplateResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .exceptions import error_response
+from .limits import body_limit, too_large_message
 from .views import is_api
 
 log = logging.getLogger("bulkops")
@@ -14,23 +14,25 @@ OUTAGES = (RedisConnectionError, RedisTimeoutError)
 
 
 class BodySizeLimitMiddleware:
-    """Refuse a body over DATA_UPLOAD_MAX_MEMORY_SIZE with 413 before anything reads it.
+    """Refuse a body over its limit (config/limits.py) with 413 before anything reads it, where
+    the server has not already (the WSGI and test-client path; daphne refuses it while it
+    arrives, config/server.py).
 
-    Django checks that limit only for form data; DRF parses JSON straight from the stream.
+    Django checks DATA_UPLOAD_MAX_MEMORY_SIZE only for form data; DRF parses JSON straight
+    from the stream.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = body_limit(request.path)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if limit is not None and length > limit:
-            message = f"The request body is {length} bytes; the limit is {limit}."
-            return error_response(413, "REQUEST_TOO_LARGE", message)
+            return error_response(413, "REQUEST_TOO_LARGE", too_large_message(limit, length))
         return self.get_response(request)
 
 

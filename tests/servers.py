@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.error import URLError
 
+import psutil
 import psycopg
 from django.conf import settings
 from django.db import connection
@@ -162,3 +163,10 @@ def redis_server():
 def port_answers(port):
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def listening_process(url):
+    """The process that listens at `url` (a daphne started here), for its memory."""
+    port = int(url.rsplit(":", 1)[1])
+    pid = next(c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port)
+    return psutil.Process(pid)
