@@ -27,4 +27,5 @@ def pool_connections():
             database.setdefault("OPTIONS", {})["pool"] = {
                 "min_size": POOL_MIN,
                 "max_size": settings.BULKOPS_DB_POOL_MAX,
+                "timeout": settings.BULKOPS_DB_POOL_TIMEOUT,
             }

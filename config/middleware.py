@@ -1,8 +1,11 @@
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.template.response import TemplateResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bulkops.errors import sqlstate
 
 from .exceptions import error_response
 from .limits import body_limit, too_large_message
@@ -10,7 +13,19 @@ from .views import is_api
 
 log = logging.getLogger("bulkops")
 RETRY_AFTER = 5  # seconds a client is asked to wait while a service is down
-OUTAGES = (RedisConnectionError, RedisTimeoutError)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+# PostgreSQL errors that say the server is not there, not that the request is wrong: no
+# SQLSTATE (no connection, none free in the pool), 08 connection exception, 57 operator
+# intervention (shutting down, starting up).
+DATABASE_DOWN_CLASSES = {"", "08", "57"}
+
+
+def is_outage(exception):
+    if isinstance(exception, REDIS_DOWN):
+        return True
+    return isinstance(exception, (OperationalError, InterfaceError)) and (sqlstate(exception) or "")[:2] in (
+        DATABASE_DOWN_CLASSES
+    )
 
 
 class BodySizeLimitMiddleware:
@@ -37,9 +52,10 @@ class BodySizeLimitMiddleware:
 
 
 class ServiceUnavailableMiddleware:
-    """A view that needs Redis while it is down answers 503 with Retry-After, never a 500: the
-    API's error body, or a plain page. The Redis-dependent checks (throttles) run before a view
-    writes anything, so such a request has created nothing."""
+    """A view that needs Redis or PostgreSQL while it is down answers 503 with Retry-After, never
+    a 500: the API's error body, or a plain page. The Redis-dependent checks (throttles) run
+    before a view writes anything, and a database error rolls its transaction back, so such a
+    request has created nothing."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -48,7 +64,7 @@ class ServiceUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, OUTAGES):
+        if not is_outage(exception):
             return None
         log.warning("service unavailable: %s %s: %s", request.method, request.path, exception)
         if is_api(request):

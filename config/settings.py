@@ -87,6 +87,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", defaults.DATABASE_URL)
 # (config/database.py, called by config/asgi.py), at most BULKOPS_DB_POOL_MAX.
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 BULKOPS_DB_POOL_MAX = env_int("BULKOPS_DB_POOL_MAX", 10)
+BULKOPS_DB_POOL_TIMEOUT = env_int("BULKOPS_DB_POOL_TIMEOUT", 10)  # seconds a request waits for one, then 503
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", defaults.REDIS_URL)

@@ -88,3 +88,14 @@ def test_the_login_page_answers_a_plain_503_page(outage):
     assert int(answer.headers["Retry-After"]) > 0
     assert "Service unavailable" in answer.text
     assert "sessionid" not in browser.cookies
+
+
+def test_without_postgresql_the_api_answers_503_and_pages_a_plain_503():
+    """A PostgreSQL that does not answer (here: nothing listens on its port) is an outage too."""
+    dead = f"postgres://postgres@127.0.0.1:{servers.free_port()}/bulkops"
+    with servers.daphne(DATABASE_URL=dead, BULKOPS_DB_POOL_TIMEOUT="1") as url:
+        assert_unavailable(requests.get(f"{url}/api/v1/tickets/", headers={"Authorization": "Token x"}, timeout=30))
+        session = {"sessionid": "a" * 32}  # a well-formed key: looking it up needs the database
+        page = requests.get(f"{url}/tickets/", cookies=session, allow_redirects=False, timeout=30)
+        assert page.status_code == 503
+        assert "Service unavailable" in page.text
