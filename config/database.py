@@ -24,6 +24,9 @@ def pool_connections():
     for database in settings.DATABASES.values():
         if database["ENGINE"] == "django.db.backends.postgresql":
             database["CONN_MAX_AGE"] = 0
+            # Each connection is checked as a request takes it from the pool: after a PostgreSQL
+            # restart a dead one is replaced instead of failing the request.
+            database["CONN_HEALTH_CHECKS"] = True
             database.setdefault("OPTIONS", {})["pool"] = {
                 "min_size": POOL_MIN,
                 "max_size": settings.BULKOPS_DB_POOL_MAX,

@@ -78,3 +78,18 @@ def test_a_worker_holds_at_most_two_connections_while_it_runs_an_operation(clien
 
     assert operation.successful_items == 300
     assert 1 <= most <= 2
+
+
+def test_after_postgresql_ends_the_pools_sessions_the_next_requests_succeed():
+    """What a PostgreSQL restart does to the pool's idle connections: each is checked before a
+    request gets it, and a dead one is replaced."""
+    headers = {"Authorization": f"Token {Token.objects.create(user=AgentFactory()).key}"}
+    with servers.daphne() as url, servers.maintenance_connection() as probe:
+        assert requests.get(f"{url}/api/v1/tickets/", headers=headers, timeout=30).status_code == 200
+        ended = probe.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            [servers.application("daphne")],
+        ).fetchone()[0]
+        assert ended >= 1
+        codes = [requests.get(f"{url}/api/v1/tickets/", headers=headers, timeout=30).status_code for _ in range(3)]
+    assert codes == [200, 200, 200]
