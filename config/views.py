@@ -45,7 +45,9 @@ class ObtainToken(ObtainAuthToken):
     parser_classes = api_settings.DEFAULT_PARSER_CLASSES
 
     def post(self, request, *args, **kwargs):
-        wait = login_retry_after(request, request.data.get("username"))
+        # A body that is not an object has no user name; the serializer answers it with 400.
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        wait = login_retry_after(request, username)
         if wait:
             raise Throttled(wait, detail=LOGIN_THROTTLED.format(wait=wait))
         return super().post(request, *args, **kwargs)

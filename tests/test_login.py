@@ -66,3 +66,10 @@ def test_failures_on_the_page_and_the_api_count_together(user):
         (token if n % 2 else page_login)(user.username, "wrong")
     assert token(user.username, "pw").status_code == 429
     assert page_login(user.username, "pw").status_code == 429
+
+
+@pytest.mark.parametrize("body", ["[]", '"agent"', "null"])
+def test_a_token_request_that_is_not_an_object_is_400(db, body):
+    response = APIClient().generic("POST", TOKEN_URL, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
