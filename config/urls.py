@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bulkops.telemetry import metrics_view
 
-from .views import LoginView, ObtainToken
+from .views import ObtainToken, throttle_logins
 
 api_v1 = [
     path("auth/token/", ObtainToken.as_view(), name="auth-token"),
@@ -17,6 +17,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("admin/login/", throttle_logins(admin.site.login)),  # the admin's own, throttled
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -25,7 +26,7 @@ urlpatterns = [
     path("django-rq/", include("django_rq.urls")),  # staff only (django-rq's own check)
     # The pages, for people who never touch the API.
     path("", RedirectView.as_view(pattern_name="tickets:list"), name="home"),
-    path("login/", LoginView.as_view(), name="login"),
+    path("login/", throttle_logins(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("", include("tickets.urls")),
     path("", include("bulkops.urls")),

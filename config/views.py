@@ -1,9 +1,12 @@
-"""Error pages (API paths get the API's JSON error body, the rest Django's pages) and the two
-login doors, the token endpoint and the login page, throttled after failed logins."""
+"""Error pages (API paths get the API's JSON error body, the rest Django's pages) and the
+login doors — the token endpoint, /login/, the admin's login — throttled after failed logins."""
 
-from django.contrib.auth import views as auth_views
+from functools import wraps
+
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
+from django.shortcuts import render
 from django.views import defaults
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled
@@ -53,16 +56,18 @@ class ObtainToken(ObtainAuthToken):
         return super().post(request, *args, **kwargs)
 
 
-class LoginView(auth_views.LoginView):
-    """/login/: the same throttle, as a page with the message (429)."""
+def throttle_logins(view):
+    """A login page (/login/, the admin's) that answers 429 with the message while the user name
+    or address is throttled, before the password is checked."""
 
-    def post(self, request, *args, **kwargs):
-        wait = login_retry_after(request, request.POST.get("username"))
+    @wraps(view)
+    def throttled_view(request, *args, **kwargs):
+        wait = login_retry_after(request, request.POST.get("username")) if request.method == "POST" else 0
         if not wait:
-            return super().post(request, *args, **kwargs)
-        context = self.get_context_data(
-            form=self.get_form_class()(request), throttled=LOGIN_THROTTLED.format(wait=wait)
-        )
-        response = self.render_to_response(context, status=429)
+            return view(request, *args, **kwargs)
+        context = {"form": AuthenticationForm(request), "throttled": LOGIN_THROTTLED.format(wait=wait)}
+        response = render(request, "registration/login.html", context, status=429)
         response["Retry-After"] = str(wait)
         return response
+
+    return throttled_view

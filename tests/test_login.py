@@ -73,3 +73,12 @@ def test_a_token_request_that_is_not_an_object_is_400(db, body):
     response = APIClient().generic("POST", TOKEN_URL, body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_the_admin_login_is_throttled_too(staff):
+    for _ in range(LIMIT):
+        assert Client().post("/admin/login/", {"username": staff.username, "password": "wrong"}).status_code == 200
+    refused = Client().post("/admin/login/", {"username": staff.username, "password": "pw"})
+    assert refused.status_code == 429
+    assert "Too many failed logins" in refused.content.decode()
+    assert Client().get("/admin/login/").status_code == 200
