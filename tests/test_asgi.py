@@ -5,7 +5,6 @@ daphne < 50 MB and is refused with 413 within a second."""
 import json
 import select
 import socket
-import threading
 import time
 from urllib.parse import urlsplit
 
@@ -13,6 +12,7 @@ import pytest
 import requests
 from rest_framework.authtoken.models import Token
 
+from bench.probes import Poller
 from bulkops.models import BulkOperation
 
 from . import servers
@@ -31,26 +31,17 @@ def server(django_db_setup):
         yield url
 
 
-class PeakMemory(threading.Thread):
+class PeakMemory(Poller):
     """The most resident memory the process reaches while the block runs, over its start."""
 
     def __init__(self, process):
-        super().__init__(daemon=True)
-        self.process, self.done = process, threading.Event()
+        super().__init__()
+        self.process = process
         self.before = self.peak = process.memory_info().rss
 
     def run(self):
-        while not self.done.is_set():
+        while not self.done.wait(0.01):
             self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.01)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.join()
 
     @property
     def growth(self):

@@ -1,7 +1,6 @@
 """Bounded database connections (SPEC §16): a daphne process holds at most its pool of
 BULKOPS_DB_POOL_MAX connections, whatever the request concurrency."""
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +8,7 @@ import pytest
 import requests
 from rest_framework.authtoken.models import Token
 
+from bench.probes import Poller
 from bulkops.models import BulkOperation
 
 from . import servers
@@ -19,19 +19,17 @@ POOL_MAX = 4
 REQUESTS = 200
 
 
-class SessionCounter(threading.Thread):
-    """The most PostgreSQL sessions daphne held at any sample while the requests ran."""
+class SessionCounter(Poller):
+    """The most PostgreSQL sessions daphne held at any sample while the block ran."""
 
     def __init__(self):
-        super().__init__(daemon=True)
+        super().__init__()
         self.most = 0
-        self.done = threading.Event()
 
     def run(self):
         with servers.maintenance_connection() as probe:
-            while not self.done.is_set():
+            while not self.done.wait(0.02):
                 self.most = max(self.most, servers.count_sessions(probe, "daphne"))
-                time.sleep(0.02)
 
 
 def get(url, headers):
@@ -42,12 +40,8 @@ def test_200_concurrent_requests_use_at_most_the_pool_and_postgresql_accepts_new
     TicketFactory()
     headers = {"Authorization": f"Token {Token.objects.create(user=AgentFactory()).key}"}
     with servers.daphne(BULKOPS_DB_POOL_MAX=str(POOL_MAX)) as url:
-        counter = SessionCounter()
-        counter.start()
-        with ThreadPoolExecutor(max_workers=REQUESTS) as pool:
+        with SessionCounter() as counter, ThreadPoolExecutor(max_workers=REQUESTS) as pool:
             codes = list(pool.map(get, [f"{url}/api/v1/tickets/?limit=1"] * REQUESTS, [headers] * REQUESTS))
-        counter.done.set()
-        counter.join()
         with servers.maintenance_connection() as fresh:  # PostgreSQL still takes a new client
             held_after = servers.count_sessions(fresh, "daphne")
 
