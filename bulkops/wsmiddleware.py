@@ -2,25 +2,53 @@
 non-browser clients an `Authorization: Token|Bearer <key>` header. The signed `?ticket=` is
 checked by the consumer, which knows the operation id the ticket must name."""
 
+from urllib.parse import urlsplit
+
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
-from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.http.request import is_same_domain, split_domain_port, validate_host
 from rest_framework.authtoken.models import Token
 
 
-class BrowserOriginValidator(OriginValidator):
-    """Channels' check against ALLOWED_HOSTS, except that a handshake with no Origin at all
-    passes. Browsers always send one, so a cross-site page cannot leave it out; clients that
+def same_origin(scope, origin):
+    """The handshake's own origin: the scheme the server sees and the Host it was sent to
+    (a host ALLOWED_HOSTS names), as Django's CSRF check builds it for HTTP."""
+    host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+    domain, _ = split_domain_port(host)
+    scheme = "https" if scope.get("scheme") in {"wss", "https"} else "http"
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS) and origin == f"{scheme}://{host}"
+
+
+def trusted_origin(origin):
+    """CSRF_TRUSTED_ORIGINS, read as Django's CSRF check reads it: exact, or `scheme://*.domain`."""
+    parsed = urlsplit(origin)
+    for pattern in settings.CSRF_TRUSTED_ORIGINS:
+        if "*" not in pattern:
+            if origin == pattern:
+                return True
+            continue
+        allowed = urlsplit(pattern)
+        if parsed.scheme == allowed.scheme and is_same_domain(parsed.netloc, allowed.netloc.lstrip("*")):
+            return True
+    return False
+
+
+class OriginCheck(BaseMiddleware):
+    """Refuse a handshake whose Origin is neither its own origin nor a trusted one — scheme,
+    host and port all count — before any authentication. A handshake with no Origin at all
+    passes: browsers always send one, so a cross-site page cannot leave it out; clients that
     leave it out (scripts, the `websockets` library) carry their own credentials."""
 
-    def valid_origin(self, parsed_origin):
-        return parsed_origin is None or super().valid_origin(parsed_origin)
-
-
-def OriginCheck(inner):  # noqa: N802 - named like the validators it wraps
-    allowed = AllowedHostsOriginValidator(inner).allowed_origins  # Channels' reading of the settings
-    return BrowserOriginValidator(inner, allowed)
+    async def __call__(self, scope, receive, send):
+        origin = dict(scope.get("headers", [])).get(b"origin")
+        if origin is not None:
+            origin = origin.decode("latin-1")
+            if not (same_origin(scope, origin) or trusted_origin(origin)):
+                return await WebsocketDenier()(scope, receive, send)
+        return await super().__call__(scope, receive, send)
 
 
 @database_sync_to_async

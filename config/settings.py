@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.BodySizeLimitMiddleware",
     "config.middleware.NulCharacterMiddleware",
+    "config.middleware.ServiceUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,11 +85,23 @@ WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
 DATABASE_URL = os.environ.get("DATABASE_URL", defaults.DATABASE_URL)
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Plain connections, closed after each request or job; the web process pools them instead
+# (config/database.py, called by config/asgi.py), at most BULKOPS_DB_POOL_MAX.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+BULKOPS_DB_POOL_MAX = env_int("BULKOPS_DB_POOL_MAX", 10)
+BULKOPS_DB_POOL_TIMEOUT = env_int("BULKOPS_DB_POOL_TIMEOUT", 10)  # seconds a request waits for one, then 503
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", defaults.REDIS_URL)
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# A Redis that does not answer fails a request within seconds (503), instead of hanging it.
+REDIS_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": REDIS_TIMEOUTS,
+    }
+}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

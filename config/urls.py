@@ -3,13 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.settings import api_settings
 
 from bulkops.telemetry import metrics_view
 
+from .views import ObtainToken, throttle_logins
+
 api_v1 = [
-    path("auth/token/", ObtainAuthToken.as_view(parser_classes=api_settings.DEFAULT_PARSER_CLASSES), name="auth-token"),
+    path("auth/token/", ObtainToken.as_view(), name="auth-token"),
     # Before the domain routers: "bulk-operations" must not be taken for a ticket id.
     path("", include("bulkops.api.urls")),
     path("", include("tickets.api.urls")),
@@ -17,6 +17,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("admin/login/", throttle_logins(admin.site.login)),  # the admin's own, throttled
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -26,7 +27,7 @@ urlpatterns = [
     path("django-rq/", include("django_rq.urls")),  # staff only (django-rq's own check)
     # The pages, for people who never touch the API.
     path("", RedirectView.as_view(pattern_name="tickets:list"), name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", throttle_logins(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("", include("tickets.urls")),
     path("", include("bulkops.urls")),

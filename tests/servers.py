@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.error import URLError
 
+import psutil
 import psycopg
 from django.conf import settings
 from django.db import connection
@@ -33,8 +34,9 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def environment(name):
-    """The test database (pytest-django has created it) and this run's Redis and channel prefix.
+def environment(name, **extra):
+    """The test database (pytest-django has created it) and this run's Redis and channel prefix,
+    then `extra` (e.g. another REDIS_URL, a small throttle rate).
     The child's database connections carry its name (application_name), to be waited for."""
     db = connection.settings_dict
     credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
@@ -47,16 +49,22 @@ def environment(name):
         "BULKOPS_CHANNEL_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        **extra,
     }
 
 
 @contextmanager
-def process(name, command):
+def process(name, command, **env):
     """Run `command`; on the way out SIGTERM its process group, SIGKILL after STOP_TIMEOUT.
     Its output goes to a file that is printed if the block fails (pytest shows it)."""
     with tempfile.TemporaryFile(prefix=f"bulkops-{name}-") as log:
         child = subprocess.Popen(
-            command, cwd=BASE_DIR, env=environment(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=BASE_DIR,
+            env=environment(name, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             yield child
@@ -83,13 +91,23 @@ def stop(child):
 def wait_until_disconnected(name):
     """Until PostgreSQL has ended the backends of stopped children: one outlives its client by
     a moment, and the test database cannot be dropped while any remains."""
+    with maintenance_connection() as probe:
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while count_sessions(probe, name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def maintenance_connection():
+    """A connection to the test server's `postgres` database, outside the test's own."""
     db = connection.settings_dict
     params = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"] or None}
+    return psycopg.connect(dbname="postgres", autocommit=True, **params)
+
+
+def count_sessions(probe, name):
+    """How many PostgreSQL sessions the child process `name` holds on the test database."""
     query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
-    with psycopg.connect(dbname="postgres", autocommit=True, **params) as probe:
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while probe.execute(query, [db["NAME"], application(name)]).fetchone()[0] and time.monotonic() < deadline:
-            time.sleep(0.05)
+    return probe.execute(query, [connection.settings_dict["NAME"], application(name)]).fetchone()[0]
 
 
 def wait_until_answering(url, child):
@@ -106,11 +124,12 @@ def wait_until_answering(url, child):
 
 
 @contextmanager
-def daphne():
-    """HTTP and WebSocket on a free loopback port; yields the base URL."""
+def daphne(**env):
+    """HTTP and WebSocket on a free loopback port; yields the base URL. `env` adds to its
+    environment (see `environment`)."""
     port = free_port()
     command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-    with process("daphne", command) as child:
+    with process("daphne", command, **env) as child:
         url = f"http://127.0.0.1:{port}"
         wait_until_answering(f"{url}/login/", child)
         yield url
@@ -121,3 +140,33 @@ def worker():
     """The bulk engine's rq worker (what `make run` starts)."""
     with process("worker", [sys.executable, "manage.py", "bulkops_worker", "bulkops"]) as child:
         yield child
+
+
+@contextmanager
+def redis_server():
+    """A Redis of this test's own on a free port, to be stopped (an outage) without touching the
+    shared one; yields (url, process)."""
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not port_answers(port):
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0", child
+    finally:
+        stop(child)
+
+
+def port_answers(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def listening_process(url):
+    """The process that listens at `url` (a daphne started here), for its memory."""
+    port = int(url.rsplit(":", 1)[1])
+    pid = next(c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port)
+    return psutil.Process(pid)

@@ -10,8 +10,9 @@ answers the original batch's report, with its status code.
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
+
+from config.throttling import ScopedRateThrottle
 
 from .. import batch, services
 from ..models import Mode, Status

@@ -3,7 +3,8 @@
 
 from rest_framework import serializers
 from rest_framework.routers import SimpleRouter
-from rest_framework.throttling import ScopedRateThrottle
+
+from config.throttling import ScopedRateThrottle
 
 COLLECTION_ACTIONS = {"put": "bulk_update", "patch": "bulk_partial_update"}
 

@@ -8,7 +8,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+
+from config.throttling import ScopedRateThrottle
 
 from .. import errors, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet

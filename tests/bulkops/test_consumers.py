@@ -25,6 +25,7 @@ from ..conftest import api_client
 from ..factories import AgentFactory, BulkOperationFactory, StaffFactory, TicketFactory, UserFactory
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # every real handshake names its host; ORIGIN is its own origin
 FINAL_KEYS = {
     "type",
     "operation_id",
@@ -55,7 +56,7 @@ async def socket(op, headers=(ORIGIN,), query="", user=None):
         client = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
         client.scope["user"] = user
     else:
-        client = WebsocketCommunicator(application, path, headers=list(headers))
+        client = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     try:
         yield client
     finally:
