@@ -32,13 +32,24 @@ def process_env(**extra):
     return env
 
 
-def start_worker(*args, log_path=None, **env):
-    """`manage.py bulkops_worker` in a session of its own, so that a kill reaches its work-horse."""
+# Every supported worker command (README "Workers"); each runs bulkops.worker.RecoveringWorker.
+WORKER_COMMANDS = {
+    "bulkops_worker": ["manage.py", "bulkops_worker"],
+    "rqworker": ["manage.py", "rqworker", "bulkops", "default"],
+    "rq": ["-m", "rq.cli", "worker", "-w", "bulkops.worker.RecoveringWorker", "bulkops", "default"],
+}
+
+
+def start_worker(*args, kind="bulkops_worker", log_path=None, **env):
+    """A worker command (WORKER_COMMANDS) in a session of its own, so that a kill reaches its
+    work-horse. rq's own `rq worker` is told the Redis address by RQ_REDIS_URL."""
+    environ = process_env(**env)
+    environ["RQ_REDIS_URL"] = environ["REDIS_URL"]
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "manage.py", "bulkops_worker", *args],
+        [sys.executable, *WORKER_COMMANDS[kind], *args],
         cwd=ROOT,
-        env=process_env(**env),
+        env=environ,
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
