@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+from redis import Redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,12 +57,31 @@ def start_worker(*args, kind="bulkops_worker", log_path=None, **env):
     )
 
 
+def session_members(session_id):
+    """The ids of the processes in a session: the worker, its scheduler, and its work-horse,
+    which rq moves to a process group of its own (so killpg of the worker misses it)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # "pid (name) state ppid pgrp session …"; the name may hold spaces and parentheses.
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # it exited meanwhile
+            continue
+        if int(fields[3]) == session_id:
+            members.append(int(entry))
+    return members
+
+
 def kill_group(process, sig=signal.SIGKILL):
     """Signal the process and everything it forked (the rq work-horse included)."""
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
+    for pid in session_members(process.pid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -83,3 +103,33 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def ping(url):
+    try:
+        return Redis.from_url(url, socket_connect_timeout=0.2).ping()
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+class RedisServer:
+    """A short-lived redis-server of the test's own on a free port, keeping nothing on disk:
+    stopping it loses everything queued, as a Redis restart does."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: ping(self.url), timeout=10, message="redis")
+
+    def stop(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
