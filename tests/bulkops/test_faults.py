@@ -4,6 +4,7 @@ import random
 import time
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Min
 from django.test import override_settings
@@ -124,6 +125,23 @@ def test_a_killed_workers_slice_is_taken_over_by_a_surviving_slice_without_waiti
     finally:
         for worker in workers:
             kill_group(worker)
+    assert_every_item_applied_once(op, ids)
+
+
+def test_an_operation_accepted_while_redis_was_unreachable_is_run_once_by_a_worker_started_later(tmp_path):
+    """Issue 11.3: the outbox (the committed pending operation) is swept by rq's own `rq worker`."""
+    agent = AgentFactory()
+    ids = make_tickets(agent, 300)
+    unreachable = RedisServer()  # never started
+    queues = {name: {**config, "URL": unreachable.url} for name, config in settings.RQ_QUEUES.items()}
+    with override_settings(RQ_QUEUES=queues):
+        op = start(agent, ids)  # the enqueue after commit fails; start_operation returns normally
+    assert BulkOperation.objects.get(pk=op.pk).status == "pending" and jobs.queue().count == 0
+    worker = start_worker(kind="rq", log_path=tmp_path / "worker.log")
+    try:
+        wait_for(lambda: finished(op), timeout=120, message="the operation to finish")
+    finally:
+        kill_group(worker)
     assert_every_item_applied_once(op, ids)
 
 
