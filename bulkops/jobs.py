@@ -34,12 +34,11 @@ def run_slice(op_id, number):
 
 
 def enqueue_slices(op_id, slices, *, replace_started=False):
-    """One job per slice under a fixed id; returns how many it enqueued.
+    """One job per slice under a fixed id.
 
     A slice whose job waits in rq, or runs, is left alone, so a duplicate enqueue adds nothing.
     `replace_started` also replaces a job rq still shows as started: the caller knows it died."""
     q = queue()
-    enqueued = 0
     for number in range(slices):
         existing = q.fetch_job(job_id(op_id, number))
         if existing is not None:
@@ -50,8 +49,6 @@ def enqueue_slices(op_id, slices, *, replace_started=False):
             # the new job under this id for abandoned.
             existing.delete()
         q.enqueue(run_slice, str(op_id), number, job_id=job_id(op_id, number), failure_ttl=86400)
-        enqueued += 1
-    return enqueued
 
 
 def enqueue_operation(op_id, slices):
