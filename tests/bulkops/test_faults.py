@@ -66,20 +66,7 @@ def test_a_worker_killed_mid_operation_is_replaced_and_every_item_is_applied_exa
     ids = make_tickets(agent, 20_000)
     op = start(agent, ids)
     assert op.slices == 4
-    first = start_worker(kind=kind, log_path=tmp_path / "first.log", BULKOPS_STALE_AFTER=2)
-    try:
-        wait_for(lambda: progress_of(op) >= 2_000, timeout=120, message="the first chunks")
-    finally:
-        kill_group(first)  # SIGKILL to the worker and its work-horse, mid-chunk
-    killed = timezone.now()
-    op.refresh_from_db()
-    assert op.status == "in_progress" and op.processed_items < op.total_items
-    wait_for(lambda: BulkOperation.objects.filter(pk=op.pk, heartbeat_at__lt=time_ago(2)).exists(), timeout=10)
-    second = start_worker(kind=kind, log_path=tmp_path / "second.log", BULKOPS_STALE_AFTER=2)
-    try:
-        wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
-    finally:
-        kill_group(second)
+    killed = kill_mid_operation_then_finish(op, kind, tmp_path, progress=2_000, stale_after=2)
     assert_every_item_applied_once(op, ids)
     assert_resumed_within_the_bound(op, killed, stale_after=2)
 
@@ -91,20 +78,28 @@ def test_after_every_slice_died_a_fresh_worker_of_any_kind_resumes_within_stale_
     ids = make_tickets(agent, 6_000)
     with override_settings(BULKOPS_MAX_SLICES=1):
         op = start(agent, ids)
-    first = start_worker(kind=kind, log_path=tmp_path / "first.log", BULKOPS_STALE_AFTER=5)
+    killed = kill_mid_operation_then_finish(op, kind, tmp_path, progress=1_500, stale_after=5)
+    assert_every_item_applied_once(op, ids)
+    assert_resumed_within_the_bound(op, killed, stale_after=5)
+
+
+def kill_mid_operation_then_finish(op, kind, tmp_path, *, progress, stale_after):
+    """Run a worker of `kind` until `progress` items are done, kill -9 it, then let a fresh one of
+    the same kind finish the operation. Returns the time of the kill."""
+    first = start_worker(kind=kind, log_path=tmp_path / "first.log", BULKOPS_STALE_AFTER=stale_after)
     try:
-        wait_for(lambda: progress_of(op) >= 1_500, timeout=120, message="the first chunks")
+        wait_for(lambda: progress_of(op) >= progress, timeout=120, message="the first chunks")
     finally:
-        kill_group(first)
+        kill_group(first)  # SIGKILL to the worker and its work-horse, mid-chunk
     killed = timezone.now()
-    assert BulkOperationItem.objects.filter(operation=op, status="pending").exists()
-    second = start_worker(kind=kind, log_path=tmp_path / "second.log", BULKOPS_STALE_AFTER=5)
+    op.refresh_from_db()
+    assert op.status == "in_progress" and op.processed_items < op.total_items
+    second = start_worker(kind=kind, log_path=tmp_path / "second.log", BULKOPS_STALE_AFTER=stale_after)
     try:
         wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
     finally:
         kill_group(second)
-    assert_every_item_applied_once(op, ids)
-    assert_resumed_within_the_bound(op, killed, stale_after=5)
+    return killed
 
 
 @override_settings(BULKOPS_SLICE_MIN_ITEMS=2_000)
@@ -247,7 +242,3 @@ def assert_resumed_within_the_bound(op, killed, stale_after):
     (the rest then take the time they take)."""
     resumed = op.items.filter(processed_at__gt=killed).aggregate(first=Min("processed_at"))["first"]
     assert resumed is not None and (resumed - killed).total_seconds() <= stale_after + 15, (killed, resumed)
-
-
-def time_ago(seconds):
-    return timezone.now() - timezone.timedelta(seconds=seconds)
