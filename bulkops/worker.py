@@ -21,6 +21,10 @@ class RecoveringWorker(Worker):
     queued and scheduled job, and recovery must survive exactly that. `manage.py rqworker`
     uses this class through settings.RQ["WORKER_CLASS"], `manage.py bulkops_worker` too."""
 
+    # An idle worker retries a lost Redis with backoff: carry on within seconds of its return,
+    # not rq's default of up to a minute.
+    max_connection_wait_time = 5.0
+
     def __init__(self, *args, **kwargs):
         # Whatever the command line says (rq's default is 600 s): recovery needs it this often.
         # rq's own registry cleanup then runs as often too, under its own lock.
