@@ -28,26 +28,24 @@ def job_id(op_id, number):
 
 
 def run_slice(op_id, number):
-    # Every slice job may run the sweep, so that recovery also happens under a plain rq worker.
-    sweep_if_due()
-    runner.run_slice(op_id, number)
+    try:
+        runner.run_slice(op_id, number)
+    finally:
+        # Every slice job may sweep, so that recovery needs no particular worker class. After
+        # the slice, not before: until it starts, its operation is pending and its job looks
+        # dead to other sweeps once it has been started for BULKOPS_STALE_AFTER.
+        sweep_if_due()
 
 
-def enqueue_slices(op_id, slices, *, replace_started=False):
-    """One job per slice under a fixed id.
-
-    A slice whose job waits in rq, or runs, is left alone, so a duplicate enqueue adds nothing.
-    `replace_started` also replaces a job rq still shows as started: the caller knows it died."""
+def enqueue_slices(op_id, slices, *, pending=True):
+    """Enqueue each slice whose job rq will not run, under its fixed id: a duplicate enqueue
+    adds nothing. `pending`: whether the operation has not started yet (see `will_run`)."""
     q = queue()
-    for number in range(slices):
-        existing = q.fetch_job(job_id(op_id, number))
-        if existing is not None:
-            status = existing.get_status(refresh=False)
-            if status in WAITING or (status == JobStatus.STARTED and not replace_started):
-                continue
+    for number, job in dead_slices(op_id, slices, pending):
+        if job is not None:
             # Out of every registry first: else rq's cleanup of the dead one would later take
             # the new job under this id for abandoned.
-            existing.delete()
+            job.delete()
         q.enqueue(run_slice, str(op_id), number, job_id=job_id(op_id, number), failure_ttl=86400)
 
 
@@ -60,45 +58,53 @@ def enqueue_operation(op_id, slices):
         log.warning("enqueue failed; the workers' sweep will enqueue it: %s", exc, extra={"operation_id": str(op_id)})
 
 
-def job_statuses(op):
-    """rq's view of each slice's job, in one round trip (None: rq has no such job)."""
+def dead_slices(op_id, slices, pending):
+    """(number, job or None) of each slice whose job rq will not run, read in one round trip."""
     q = queue()
-    ids = [job_id(op.pk, number) for number in range(op.slices)]
-    found = Job.fetch_many(ids, connection=q.connection, serializer=q.serializer)
-    return [job.get_status(refresh=False) if job is not None else None for job in found]
+    found = Job.fetch_many([job_id(op_id, n) for n in range(slices)], connection=q.connection, serializer=q.serializer)
+    cutoff = stale_cutoff()
+    return [(number, job) for number, job in enumerate(found) if not will_run(job, pending, cutoff)]
 
 
-def is_lost(op, statuses):
-    """Whether no rq job will run the operation's remaining items.
+def will_run(job, pending, cutoff):
+    """Whether rq will run this slice job (queued, scheduled, deferred) or is running it.
 
-    Pending: some slice has no job waiting or started (the enqueue after commit failed, or
-    Redis lost the job). Running, with a heartbeat older than BULKOPS_STALE_AFTER: no slice
-    job is waiting — a waiting one would take over every item left when it runs — and a job rq
-    shows as started is dead, since a live slice beats at every chunk."""
-    if op.status == Status.PENDING:
-        return any(status not in WAITING and status != JobStatus.STARTED for status in statuses)
-    return not any(status in WAITING for status in statuses)
+    A started job moves a pending operation to in_progress at once, then beats the operation's
+    heartbeat at every chunk: started longer ago than BULKOPS_STALE_AFTER with the operation
+    still pending, or under an operation without a heartbeat for that long, it is dead (rq
+    notices only 60–90 s later)."""
+    if job is None:
+        return False
+    status = job.get_status(refresh=False)
+    return status in WAITING or (status == JobStatus.STARTED and pending and job.started_at > cutoff)
+
+
+def stale_cutoff():
+    return timezone.now() - timedelta(seconds=settings.BULKOPS_STALE_AFTER)
 
 
 def recover_stale():
     """Enqueue the operations that no rq job will run; never those merely waiting in a long queue.
 
-    Returns their ids."""
-    cutoff = timezone.now() - timedelta(seconds=settings.BULKOPS_STALE_AFTER)
+    Pending: some slice's job is missing or dead (the enqueue after commit failed, Redis lost
+    the job). Running with a heartbeat older than BULKOPS_STALE_AFTER: no slice job will run
+    (one still waiting would take over every item left when it runs). Returns their ids."""
     candidates = BulkOperation.objects.filter(
         Q(status=Status.PENDING, execution=Execution.ASYNC)
-        | Q(status__in=[Status.IN_PROGRESS, Status.CANCELLING], heartbeat_at__lt=cutoff)
+        | Q(status__in=[Status.IN_PROGRESS, Status.CANCELLING], heartbeat_at__lt=stale_cutoff())
     ).only("pk", "slices", "status", "heartbeat_at")
     resumed = []
     for op in candidates:
-        if not is_lost(op, job_statuses(op)):
+        pending = op.status == Status.PENDING
+        dead = dead_slices(op.pk, op.slices, pending)
+        if not dead or (not pending and len(dead) < op.slices):  # pending: any slice; running: all
             continue
         # Claim it first, so that two recoverers running at once enqueue it only once.
         if BulkOperation.objects.filter(pk=op.pk, status=op.status, heartbeat_at=op.heartbeat_at).update(
             heartbeat_at=timezone.now()
         ):
             log.warning("resuming operation", extra={"operation_id": str(op.pk), "status": op.status})
-            enqueue_slices(op.pk, op.slices, replace_started=op.status != Status.PENDING)
+            enqueue_slices(op.pk, op.slices, pending=pending)
             resumed.append(op.pk)
     return resumed
 
@@ -118,7 +124,7 @@ def sweep_interval():
 def sweep_if_due():
     """Run `maintenance` unless another process did less than sweep_interval() ago.
 
-    Every worker calls this periodically and every slice job at its start; a Redis key set
+    Every worker calls this periodically and every slice job at its end; a Redis key set
     with NX and an expiry lets one of them through per interval."""
     try:
         if queue().connection.set(SWEEP_LOCK, "1", nx=True, ex=sweep_interval()):

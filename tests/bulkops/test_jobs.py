@@ -2,6 +2,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
+from rq.job import JobStatus
 
 from bulkops import jobs, services
 from bulkops.models import BulkOperation
@@ -97,3 +98,25 @@ def test_a_sweep_runs_once_per_interval_whichever_process_asks():
     jobs.queue().connection.delete(jobs.SWEEP_LOCK)  # the interval is over
     jobs.sweep_if_due()
     assert jobs.queue().job_ids == [f"bulkop-{op.pk}-0"]
+
+
+def test_a_pending_operation_whose_job_started_long_ago_is_resumed_and_one_just_started_is_not():
+    """A worker killed between taking the job and starting the operation: rq itself would
+    notice the job abandoned only 60–90 s later."""
+    agent = AgentFactory()
+    op, _ = services.start_operation(
+        agent, services.Request("tickets", "update_status", [TicketFactory().pk], {"status": "closed"})
+    )
+    job = jobs.queue().fetch_job(f"bulkop-{op.pk}-0")
+    jobs.queue().remove(job)  # taken by a worker
+    job.set_status(JobStatus.STARTED)
+    job.started_at = timezone.now()
+    job.save()
+    assert jobs.recover_stale() == []
+    job.started_at = timezone.now() - timezone.timedelta(seconds=settings.BULKOPS_STALE_AFTER + 1)
+    job.save()
+    assert jobs.recover_stale() == [op.pk]
+    assert jobs.queue().job_ids == [f"bulkop-{op.pk}-0"]
+    work_off()
+    op.refresh_from_db()
+    assert op.status == "completed"
