@@ -32,8 +32,8 @@ def run_slice(op_id, number):
         runner.run_slice(op_id, number)
     finally:
         # Every slice job may sweep, so that recovery needs no particular worker class. After
-        # the slice, not before: until it starts, its operation is pending and its job looks
-        # dead to other sweeps once it has been started for BULKOPS_STALE_AFTER.
+        # the slice, not before: a sweep can take a while, and a pending operation whose job
+        # has been started for BULKOPS_STALE_AFTER looks dead to the other sweeps.
         sweep_if_due()
 
 
@@ -76,7 +76,9 @@ def will_run(job, pending, cutoff):
     if job is None:
         return False
     status = job.get_status(refresh=False)
-    return status in WAITING or (status == JobStatus.STARTED and pending and job.started_at > cutoff)
+    if status == JobStatus.STARTED and pending:
+        return job.started_at is not None and job.started_at > cutoff
+    return status in WAITING
 
 
 def stale_cutoff():
