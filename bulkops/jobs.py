@@ -7,56 +7,129 @@ import django_rq
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
-from rq.job import JobStatus
+from redis.exceptions import RedisError
+from rq.job import Job, JobStatus
 
 from . import retention, runner
-from .models import BulkOperation, Status
+from .models import BulkOperation, Execution, Status
 
 log = logging.getLogger("bulkops")
 QUEUE = "bulkops"
-WAITING_OR_RUNNING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+SWEEP_LOCK = "bulkops:sweep"
 
 
 def queue():
     return django_rq.get_queue(QUEUE)
 
 
+def job_id(op_id, number):
+    return f"bulkop-{op_id}-{number}"
+
+
 def run_slice(op_id, number):
-    runner.run_slice(op_id, number)
+    try:
+        runner.run_slice(op_id, number)
+    finally:
+        # Every slice job may sweep, so that recovery needs no particular worker class. After
+        # the slice, not before: a sweep can take a while, and a pending operation whose job
+        # has been started for BULKOPS_STALE_AFTER looks dead to the other sweeps.
+        sweep_if_due()
 
 
-def enqueue_slices(op_id, slices, *, suffix=""):
-    """One job per slice, with a fixed id so that a duplicate enqueue replaces, not repeats."""
+def enqueue_slices(op_id, slices, *, pending=True):
+    """Enqueue each slice whose job rq will not run, under its fixed id: a duplicate enqueue
+    adds nothing. `pending`: whether the operation has not started yet (see `will_run`)."""
     q = queue()
-    for number in range(slices):
-        job_id = f"bulkop-{op_id}-{number}{suffix}"
-        existing = q.fetch_job(job_id)
-        if existing is not None and existing.get_status(refresh=False) in WAITING_OR_RUNNING:
-            continue
-        q.enqueue(run_slice, str(op_id), number, job_id=job_id, failure_ttl=86400)
+    for number, job in dead_slices(op_id, slices, pending):
+        if job is not None:
+            # Out of every registry first: else rq's cleanup of the dead one would later take
+            # the new job under this id for abandoned.
+            job.delete()
+        q.enqueue(run_slice, str(op_id), number, job_id=job_id(op_id, number), failure_ttl=86400)
+
+
+def enqueue_operation(op_id, slices):
+    """After the operation commits. If Redis fails here the request still succeeds: the
+    committed `pending` operation is itself the outbox entry, and the next sweep enqueues it."""
+    try:
+        enqueue_slices(op_id, slices)
+    except RedisError as exc:
+        log.warning("enqueue failed; the workers' sweep will enqueue it: %s", exc, extra={"operation_id": str(op_id)})
+
+
+def dead_slices(op_id, slices, pending):
+    """(number, job or None) of each slice whose job rq will not run, read in one round trip."""
+    q = queue()
+    found = Job.fetch_many([job_id(op_id, n) for n in range(slices)], connection=q.connection, serializer=q.serializer)
+    cutoff = stale_cutoff()
+    return [(number, job) for number, job in enumerate(found) if not will_run(job, pending, cutoff)]
+
+
+def will_run(job, pending, cutoff):
+    """Whether rq will run this slice job (queued, scheduled, deferred) or is running it.
+
+    A started job moves a pending operation to in_progress at once, then beats the operation's
+    heartbeat at every chunk: started longer ago than BULKOPS_STALE_AFTER with the operation
+    still pending, or under an operation without a heartbeat for that long, it is dead (rq
+    notices only 60–90 s later)."""
+    if job is None:
+        return False
+    status = job.get_status(refresh=False)
+    if status == JobStatus.STARTED and pending:
+        return job.started_at is not None and job.started_at > cutoff
+    return status in WAITING
+
+
+def stale_cutoff():
+    return timezone.now() - timedelta(seconds=settings.BULKOPS_STALE_AFTER)
 
 
 def recover_stale():
-    """Resume every operation whose heartbeat stopped (a killed worker, a lost queue)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.BULKOPS_STALE_AFTER)
-    stale = BulkOperation.objects.filter(
-        Q(status__in=[Status.IN_PROGRESS, Status.CANCELLING], heartbeat_at__lt=cutoff)
-        | Q(status=Status.PENDING, execution="async", created_at__lt=cutoff)
-    )
+    """Enqueue the operations that no rq job will run; never those merely waiting in a long queue.
+
+    Pending: some slice's job is missing or dead (the enqueue after commit failed, Redis lost
+    the job). Running with a heartbeat older than BULKOPS_STALE_AFTER: no slice job will run
+    (one still waiting would take over every item left when it runs). Returns their ids."""
+    candidates = BulkOperation.objects.filter(
+        Q(status=Status.PENDING, execution=Execution.ASYNC)
+        | Q(status__in=[Status.IN_PROGRESS, Status.CANCELLING], heartbeat_at__lt=stale_cutoff())
+    ).only("pk", "slices", "status", "heartbeat_at")
     resumed = []
-    for op in stale.only("pk", "slices", "status", "heartbeat_at"):
+    for op in candidates:
+        pending = op.status == Status.PENDING
+        dead = dead_slices(op.pk, op.slices, pending)
+        if not dead or (not pending and len(dead) < op.slices):  # pending: any slice; running: all
+            continue
         # Claim it first, so that two recoverers running at once enqueue it only once.
         if BulkOperation.objects.filter(pk=op.pk, status=op.status, heartbeat_at=op.heartbeat_at).update(
             heartbeat_at=timezone.now()
         ):
-            log.warning("resuming stale operation", extra={"operation_id": str(op.pk)})
-            enqueue_slices(op.pk, op.slices, suffix=f"-r{int(timezone.now().timestamp())}")
+            log.warning("resuming operation", extra={"operation_id": str(op.pk), "status": op.status})
+            enqueue_slices(op.pk, op.slices, pending=pending)
             resumed.append(op.pk)
     return resumed
 
 
 def maintenance():
-    """What every worker runs periodically (bulkops_worker): resume stale operations, then
-    delete a bounded number of expired ones."""
+    """Resume lost operations, then delete a bounded number of expired ones."""
     recover_stale()
     retention.delete_old_operations(limit=100)
+
+
+def sweep_interval():
+    """Seconds between two sweeps: short enough that a resumed operation starts within
+    BULKOPS_STALE_AFTER + 15 s of its last heartbeat."""
+    return max(1, min(5, settings.BULKOPS_STALE_AFTER // 2))
+
+
+def sweep_if_due():
+    """Run `maintenance` unless another process did less than sweep_interval() ago.
+
+    Every worker calls this periodically and every slice job at its end; a Redis key set
+    with NX and an expiry lets one of them through per interval."""
+    try:
+        if queue().connection.set(SWEEP_LOCK, "1", nx=True, ex=sweep_interval()):
+            maintenance()
+    except Exception:  # noqa: BLE001 - a failed round is retried at the next interval
+        log.exception("maintenance failed")

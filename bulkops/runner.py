@@ -3,8 +3,9 @@ record the outcomes, all in one transaction.
 
 Because an item's outcome is written in the same transaction as its change, a re-run
 after a crash only sees the items still `pending`: nothing is lost or applied twice.
-Items are claimed `FOR UPDATE SKIP LOCKED`, so two copies of one slice (a recovered job
-beside a slow original) share the work instead of repeating it.
+Items are claimed `FOR UPDATE SKIP LOCKED`, so two slices over the same items (one taking
+over a sibling's, a recovered job beside a slow original) share the work instead of
+repeating it.
 """
 
 import logging
@@ -298,7 +299,8 @@ def current_status(op):
 
 
 def run_slice(op_id, number):
-    """Process slice `number` of an operation chunk by chunk; the last slice finalises."""
+    """Process slice `number` of an operation chunk by chunk, then take over what its siblings
+    left pending; the last slice to finish finalises."""
     op = start(op_id)
     if op is None:
         return
@@ -311,26 +313,47 @@ def run_slice(op_id, number):
             run_atomic(op, definition, ctx)
     else:
         lo, hi = slice_bounds(op, number)
-        status, cursor = op.status, lo
-        while status == Status.IN_PROGRESS:
-            started = time.monotonic()
-            # From the cursor, not from `lo`: each claim reads ~batch_size index entries
-            # instead of stepping over every item done so far.
-            positions, status = run_chunk(op, definition, ctx, cursor, hi)
-            if not positions:
-                break
-            cursor = positions[-1] + 1
-            seconds = time.monotonic() - started
-            log.debug(
-                "chunk processed",
-                extra={"operation_id": str(op.pk), "user_id": op.user_id, "items": len(positions), "seconds": seconds},
-            )
-            progress.chunk_done(op, seconds, last_position=positions[-1])
-            if len(positions) < op.batch_size or cursor >= hi:
-                break  # the slice is done (or another copy holds the rest): spare an empty claim
+        status, _ = run_range(op, definition, ctx, lo, hi, op.status)
+        status = take_over(op, definition, ctx, status)
         if status == Status.CANCELLING:
-            skip_pending(op, lo, hi)
+            skip_pending(op, 0, op.total_items)
     finalize(op.pk)
+
+
+def run_range(op, definition, ctx, lo, hi, status):
+    """Chunk after chunk over the pending items of positions [lo, hi) while the operation is in
+    progress. Returns the operation's status and whether any item was taken."""
+    cursor, taken = lo, False
+    while status == Status.IN_PROGRESS:
+        started = time.monotonic()
+        # From the cursor, not from `lo`: each claim reads ~batch_size index entries
+        # instead of stepping over every item done so far.
+        positions, status = run_chunk(op, definition, ctx, cursor, hi)
+        if not positions:
+            break
+        taken, cursor = True, positions[-1] + 1
+        seconds = time.monotonic() - started
+        log.debug(
+            "chunk processed",
+            extra={"operation_id": str(op.pk), "user_id": op.user_id, "items": len(positions), "seconds": seconds},
+        )
+        progress.chunk_done(op, seconds, last_position=positions[-1])
+        if len(positions) < op.batch_size or cursor >= hi:
+            break  # the range is done (or another slice holds the rest): spare an empty claim
+    return status, taken
+
+
+def take_over(op, definition, ctx, status):
+    """Work stealing: take the items other slices left pending (a killed worker's slice, the
+    rest of a slower or still queued one) instead of waiting for them or for recovery.
+
+    Claims skip the items a live slice holds, so each pass over the whole operation takes only
+    what nobody holds; the first pass that takes nothing ends it. What a live slice holds then,
+    it finishes itself (and should it die too, recovery resumes the operation)."""
+    taken = True
+    while status == Status.IN_PROGRESS and taken:
+        status, taken = run_range(op, definition, ctx, 0, op.total_items, status)
+    return status
 
 
 def skip_pending(op, lo, hi):

@@ -127,7 +127,7 @@ def start_operation(user, request, *, idempotency_key=None, body_fingerprint="")
         )
         insert_items(op, request.ids, request.payloads)
         if not sync:
-            transaction.on_commit(partial(jobs.enqueue_slices, op.pk, op.slices))
+            transaction.on_commit(partial(jobs.enqueue_operation, op.pk, op.slices))
     log.info(
         "operation created",
         extra={

@@ -112,6 +112,8 @@ RQ_QUEUES = {
     "bulkops": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
 }
+# `manage.py rqworker` and `bulkops_worker` run this class: it resumes lost operations.
+RQ = {"WORKER_CLASS": "bulkops.worker.RecoveringWorker"}
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"
