@@ -1,26 +1,16 @@
 """The ticket bulk operations. Each calls the same service as the single endpoint."""
 
-import json
-
-from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import serializers
 
 from bulkops.api.mixins import TextField
 from bulkops.operations import Operation, StrictSerializer
 from bulkops.registry import register
-from bulkops.services import restore_payload
+from bulkops.services import json_safe, restore_payload
 
 from . import services
 from .api.serializers import TicketChangesSerializer, TicketPatchSerializer, validate_category_id, validate_user_id
 from .filtersets import TicketFilterSet
 from .models import Priority, Status, Ticket
-
-
-def json_safe(values):
-    """`values` as JSON would give them back (datetimes as text); the usual case costs nothing."""
-    if all(value is None or isinstance(value, (str, int, bool)) for value in values.values()):
-        return values
-    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
 
 
 class TicketOperation(Operation):
@@ -44,6 +34,8 @@ class TicketOperation(Operation):
 
     def describe(self, change):
         result = {"changed": change.changed, "version": change.ticket.version}
+        if change.after:
+            result["after"] = json_safe(change.after)
         if change.comments:
             result["comment_id"] = change.comments[0].pk
         return json_safe(change.before) or None, result
@@ -152,7 +144,9 @@ class Revert(TicketOperation):
             return services.apply_remove_comment(ticket, ctx, data["remove_comment"])
         if "add_comment" in data:
             return services.apply_comment(ticket, ctx, data["add_comment"])
-        return services.apply_revert(ticket, ctx, data["fields"], expected_version=data["version"])
+        return services.apply_revert(
+            ticket, ctx, data["fields"], expected_version=data["version"], after=data.get("after")
+        )
 
     def save(self, changes):
         services.save_with_removals(changes)
