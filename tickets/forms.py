@@ -68,7 +68,7 @@ class SelectionForm(forms.Form):
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["operation"].choices = operation_choices("tickets")
+        self.fields["operation"].choices = operation_choices("tickets", user)
 
     def clean(self):
         cleaned = super().clean()

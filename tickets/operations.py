@@ -10,12 +10,18 @@ from bulkops.services import json_safe, restore_payload
 from . import services
 from .api.serializers import TicketChangesSerializer, TicketPatchSerializer, validate_category_id, validate_user_id
 from .filtersets import TicketFilterSet
-from .models import Priority, Status, Ticket
+from .labels import VALUE_NAMES
+from .models import Priority, Status, Ticket, is_agent
 
 
 class TicketOperation(Operation):
     resource = "tickets"
     filterset_class = TicketFilterSet
+    value_names = VALUE_NAMES
+
+    def allowed(self, user):
+        """Changing status, priority, category or assignee is for agents (tickets.services)."""
+        return is_agent(user)
 
     def visible(self, user):
         return Ticket.objects.visible_to(user, include_deleted=self.include_deleted)
@@ -101,6 +107,9 @@ class UpdateFields(TicketOperation):
 class AddComment(TicketOperation):
     name, label, data_serializer = "add_comment", "Add comment", CommentData
 
+    def allowed(self, user):
+        return True  # a requester comments on their own tickets
+
     def apply(self, ticket, ctx, data):
         return services.apply_comment(ticket, ctx, data["body"])
 
@@ -109,6 +118,9 @@ class AddComment(TicketOperation):
 class Delete(TicketOperation):
     name, label = "delete", "Delete"
 
+    def allowed(self, user):
+        return services.can_delete(user)
+
     def apply(self, ticket, ctx, data):
         return services.apply_delete(ticket, ctx)
 
@@ -116,6 +128,9 @@ class Delete(TicketOperation):
 @register
 class Restore(TicketOperation):
     name, label, include_deleted = "restore", "Restore", True
+
+    def allowed(self, user):
+        return services.can_delete(user)
 
     def changeable(self, tickets):
         return tickets.filter(is_deleted=True)

@@ -59,8 +59,12 @@ def check_can_edit(ticket, user, fields):
     raise errors.PermissionDenied("Insufficient permissions to update ticket")
 
 
+def can_delete(user):
+    return user.is_staff or user.has_perm("tickets.delete_ticket")
+
+
 def check_can_delete(user):
-    if not (user.is_staff or user.has_perm("tickets.delete_ticket")):
+    if not can_delete(user):
         raise errors.PermissionDenied("Insufficient permissions to delete ticket")
 
 

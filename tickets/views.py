@@ -30,7 +30,7 @@ def ticket_list(request):
         "filterset": filterset,
         "page": Paginator(tickets, PAGE_SIZE).get_page(request.GET.get("page")),
         "query": filter_query(request.GET),
-        "operations": operation_choices("tickets"),
+        "operations": operation_choices("tickets", request.user),
     }
     return render(request, "tickets/ticket_list.html", context)
 

@@ -117,12 +117,37 @@ def test_select_all_offers_every_matching_ticket_not_only_the_page(agent_client)
     assert 'name="select_across"' in content
 
 
-def test_the_action_menu_offers_every_ticket_operation_a_person_may_start(agent_client):
-    content = agent_client.get("/tickets/").content.decode()
-    offered = re.findall(r'<option value="(\w+)">', content.split('id="operation"')[1].split("</select>")[0])
-    assert sorted(offered) == sorted(public_names("tickets"))
-    assert {"update_status", "assign", "add_comment", "delete"} <= set(offered)
-    assert "revert" not in offered  # started from an operation's page, not from a selection
+def offered(client):
+    content = client.get("/tickets/").content.decode()
+    return re.findall(r'<option value="(\w+)">', content.split('id="operation"')[1].split("</select>")[0])
+
+
+def test_the_action_menu_offers_every_ticket_operation_a_person_may_start(client):
+    client.force_login(AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"]))
+    assert sorted(offered(client)) == sorted(public_names("tickets"))
+    assert {"update_status", "assign", "add_comment", "delete"} <= set(offered(client))
+    assert "revert" not in offered(client)  # started from an operation's page, not from a selection
+
+
+def test_an_agent_without_the_delete_permission_is_offered_neither_delete_nor_restore(agent_client):
+    assert sorted(offered(agent_client)) == sorted(set(public_names("tickets")) - {"delete", "restore"})
+
+
+def test_a_requester_is_offered_only_what_a_requester_may_do(client):
+    """Every other action would fail PERMISSION_DENIED on every item."""
+    client.force_login(UserFactory())
+    assert offered(client) == ["add_comment"]
+
+
+def test_a_requester_cannot_post_an_action_they_are_not_offered(client):
+    requester = UserFactory()
+    ticket = TicketFactory(requester=requester)
+    client.force_login(requester)
+    response = bulk(client, "delete", step="start", ids=[ticket.pk])
+    assert response.status_code == 302
+    assert "Select a valid choice" in html.unescape(client.get(response["Location"]).content.decode())
+    assert not BulkOperation.objects.exists()
+    assert Ticket.objects.get(pk=ticket.pk).is_deleted is False
 
 
 # --- the bulk action: form, confirmation, start ------------------------------------------
@@ -335,7 +360,9 @@ def test_restore_counts_and_starts_on_the_deleted_tickets_only(client, staff):
     assert list(op.items.values_list("target_id", flat=True)) == [str(t.pk) for t in deleted]
 
 
-def test_restoring_live_tickets_starts_nothing_and_says_why(agent_client):
+def test_restoring_live_tickets_starts_nothing_and_says_why(client):
+    agent_client = client
+    agent_client.force_login(AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"]))
     ticket = TicketFactory()
     response = bulk(agent_client, "restore", step="start", ids=[ticket.pk])
     assert response.status_code == 302
