@@ -43,6 +43,7 @@ class Operation:
     filterset_class = None  # the list endpoint's filterset, for `filter` selections
     include_deleted = False  # whether soft-deleted records are targets (restore)
     internal = False  # started only by its own endpoint (revert, collection PATCH, batch)
+    destructive = False  # pages confirm it with a warning and the list of records (delete)
     value_names = {}  # {data field: ids ⇒ {id: name}}: how pages name the ids it stores (bulkops.labels)
 
     def allowed(self, user):

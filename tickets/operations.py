@@ -116,7 +116,7 @@ class AddComment(TicketOperation):
 
 @register
 class Delete(TicketOperation):
-    name, label = "delete", "Delete"
+    name, label, destructive = "delete", "Delete", True
 
     def allowed(self, user):
         return services.can_delete(user)
