@@ -85,8 +85,9 @@ def preview_of_revert(op):
 
 
 def retry_choices(op):
-    """{error code: count} a retry of `op` could take; empty once it was retried."""
-    if not op.is_finished or services.done_follow_up(op.retried_by) is not None:
+    """{error code: count} a retry of `op` could take; empty once it was retried, and for a
+    revert's preview (its failures are the revert's to show, not to retry)."""
+    if not op.is_finished or (op.dry_run and op.reverts_id) or services.done_follow_up(op.retried_by) is not None:
         return {}
     return services.retry_choices(op)
 

@@ -333,6 +333,7 @@ def test_revert_is_previewed_first_and_started_from_the_preview(agent_client):
     content = agent_client.get(preview["Location"]).content.decode()
     assert "1 ticket would be restored; 1 would not" in content
     assert "<code>CONFLICT</code>" in content
+    assert "Retry failed items" not in content  # a preview's failures are the revert's to show
     assert f'action="/bulk-operations/{original.pk}/revert/"' in content
     assert list(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == [
         "resolved", "pending",
