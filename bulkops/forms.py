@@ -147,6 +147,7 @@ class RevertForm(OnceForm):
 
     def __init__(self, *args, op_id, preview=False, **kwargs):
         super().__init__(*args, purpose=f"revert{'-preview' if preview else ''}:{op_id}", **kwargs)
+        self.preview = preview
         if preview and not self.is_bound:
             self.initial["dry_run"] = True
 
@@ -156,7 +157,7 @@ class RevertForm(OnceForm):
         return cls(data, op_id=op_id, preview=forms.BooleanField().to_python(data.get("dry_run")))
 
     def options(self):
-        return {"dry_run": self.purpose.startswith("revert-preview:")}
+        return {"dry_run": self.preview}
 
 
 class RetryForm(OnceForm):

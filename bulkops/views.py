@@ -78,10 +78,8 @@ def revertible(op):
 
 
 def preview_of_revert(op):
-    """For a finished dry-run revert whose original can still be reverted: that original."""
-    if op.dry_run and op.is_finished and op.reverts is not None and revertible(op.reverts):
-        return op.reverts
-    return None
+    """For a finished dry-run revert (a revert's preview): the operation it would revert."""
+    return op.reverts if op.dry_run and op.is_finished and op.reverts is not None else None
 
 
 def retry_choices(op):
@@ -109,6 +107,8 @@ def operation_detail(request, op_id):
         "refresh_seconds": None if op.is_finished else REFRESH_SECONDS,
         "can_revert": revertible(op),
         "revert_of": original,
+        # From a preview that would restore something, of an operation not reverted since.
+        "can_start_revert": original is not None and op.successful_items > 0 and revertible(original),
         "followers": [*op.reverted_by.all(), *op.retried_by.all()],
         "forms": {
             "cancel": OnceForm(purpose=f"cancel:{op.pk}"),
@@ -181,7 +181,7 @@ def follow_up(request, op_id, start, form, done):
 def revert(request, op_id):
     """The revert, or its preview (a dry-run revert) when the form says `dry_run`."""
     form = RevertForm.posted(request.POST, op_id)
-    done = "Previewing the revert of" if form.options()["dry_run"] else "Reverting"
+    done = "Previewing the revert of" if form.preview else "Reverting"
     return follow_up(request, op_id, services.revert_operation, form, done)
 
 

@@ -357,6 +357,15 @@ def test_once_reverted_neither_the_operation_nor_its_preview_offers_revert(agent
     assert "Start revert" not in agent_client.get(f"/bulk-operations/{preview.pk}/").content.decode()
 
 
+def test_a_preview_that_would_restore_nothing_offers_no_start(client, me):
+    original = finished(me, ["succeeded"], status="completed")
+    preview = finished(me, ["failed"], status="failed", reverts=original, dry_run=True, operation_type="revert")
+    content = client.get(f"/bulk-operations/{preview.pk}/").content.decode()
+    assert "0 tickets would be restored; 1 would not" in content
+    assert "Start revert" not in content
+    assert f'<a href="/bulk-operations/{original.pk}/">Back to the operation</a>' in content
+
+
 def test_a_failed_revert_leaves_the_revert_button(client, me):
     op = finished(me, ["succeeded"], status="completed")
     BulkOperationFactory(user=me, reverts=op, status="failed")
