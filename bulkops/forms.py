@@ -179,8 +179,8 @@ class RetryForm(OnceForm):
             self.initial["codes"] = [code for code in counts if code in services.RETRYABLE]
 
     def options(self):
-        if not self.is_valid():
-            raise errors.ValidationFailed(first_message(self.errors))
+        if not self.is_valid():  # the token always validates: the codes are what can be wrong
+            raise errors.ValidationFailed(self.errors["codes"][0])
         return {"codes": self.cleaned_data["codes"]}
 
 

@@ -253,7 +253,7 @@ def test_retry_offers_a_choice_of_failures_and_takes_the_ones_ticked(page, scree
     choice = page.get_by_label("INVALID_TRANSITION (1 item)")
     expect(choice).not_to_be_checked()  # it fails again unless its cause is fixed
     page.get_by_role("button", name="Retry failed items").click()
-    expect(page.get_by_text("Choose which failures to retry.")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text("Choose which failures to retry.")
     assert not BulkOperation.objects.filter(retry_of=original).exists()
     Ticket.objects.filter(pk=closed.pk).update(status="open")  # the cause, fixed
     page.get_by_label("INVALID_TRANSITION (1 item)").check()

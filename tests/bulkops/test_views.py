@@ -388,7 +388,10 @@ def test_retry_takes_the_failures_ticked(agent_client):
     original, tickets, closed = partly_done(agent_client)
     form = hidden_inputs(agent_client.get(f"/bulk-operations/{original.pk}/"), "Retry failed items</button>")
     refused = agent_client.post(f"/bulk-operations/{original.pk}/retry/", form, follow=True)  # nothing ticked
-    assert "Choose which failures to retry." in refused.content.decode()
+    assert '<li class="error">Choose which failures to retry.</li>' in refused.content.decode()
+    assert not BulkOperation.objects.filter(retry_of=original).exists()
+    bogus = agent_client.post(f"/bulk-operations/{original.pk}/retry/", {**form, "codes": ["NOPE"]}, follow=True)
+    assert "Select a valid choice. NOPE is not one of the available choices." in bogus.content.decode()
     assert not BulkOperation.objects.filter(retry_of=original).exists()
     agent_client.post(f"/bulk-operations/{original.pk}/retry/", {**form, "codes": ["INVALID_TRANSITION"]})
     assert list(BulkOperation.objects.get(retry_of=original).items.values_list("target_id", flat=True)) == [
