@@ -14,8 +14,9 @@ from rest_framework import serializers
 
 from config.exceptions import first_message
 
-from . import errors, registry, services
-from .api.serializers import CreateOperationSerializer, public_names
+from . import errors, labels, registry, services
+from .api.serializers import ITEM_ERROR_CODES, CreateOperationSerializer, public_names
+from .labels import count_of, field_label
 
 TOKEN = re.compile(r"[\w-]{32}", re.ASCII)  # what new_token() makes
 USED_TOKENS = "bulkops_used_tokens"  # in the session: tokens of forms that leave no record (cancel)
@@ -27,19 +28,16 @@ DATA = "data"  # the prefix of an operation form's fields, apart from the page's
 CHOOSE, NONE, UNCHANGED = "— choose —", "— none —", "— leave unchanged —"
 
 
-def operation_choices(resource):
-    """(name, label) of every operation a person may start on `resource`, by label."""
+def operation_choices(resource, user):
+    """(name, label) of every operation `user` may start on `resource`, by label: a menu that
+    offers what would fail every item is a trap."""
     found = [registry.get(resource, name) for name in public_names(resource)]
-    return sorted(((op.name, op.label or op.name) for op in found), key=lambda choice: choice[1])
+    return sorted(((op.name, op.label or op.name) for op in found if op.allowed(user)), key=lambda choice: choice[1])
 
 
 def label_of(resource, name):
     definition = registry.get(resource, name)
     return definition.label if definition and definition.label else name.replace("_", " ").capitalize()
-
-
-def field_label(name):
-    return name.removesuffix("_id").replace("_", " ").capitalize()
 
 
 def form_field(field, choices=None):
@@ -144,6 +142,51 @@ class OnceForm(forms.Form):
         return True
 
 
+class RevertForm(OnceForm):
+    """Revert, or its preview (`dry_run`): each its own one-time token, so that the preview's
+    submit never stands for the revert's."""
+
+    dry_run = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, op_id, preview=False, **kwargs):
+        super().__init__(*args, purpose=f"revert{'-preview' if preview else ''}:{op_id}", **kwargs)
+        self.preview = preview
+        if preview and not self.is_bound:
+            self.initial["dry_run"] = True
+
+    @classmethod
+    def posted(cls, data, op_id):
+        """The form a page posted: the preview's or the revert's, by its `dry_run` field."""
+        return cls(data, op_id=op_id, preview=forms.BooleanField().to_python(data.get("dry_run")))
+
+    def options(self):
+        return {"dry_run": self.preview}
+
+
+class RetryForm(OnceForm):
+    """Retry: which failures to take again, by error code; those a retry can change are ticked."""
+
+    codes = forms.MultipleChoiceField(
+        label="Retry the items that failed with",
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose which failures to retry."},
+    )
+
+    def __init__(self, *args, op_id, counts=None, **kwargs):
+        super().__init__(*args, purpose=f"retry:{op_id}", **kwargs)
+        field = self.fields["codes"]
+        if counts is None:  # a submit: any item error code may be asked for
+            field.choices = [(code, code) for code in ITEM_ERROR_CODES]
+        else:
+            field.choices = [(code, f"{code} ({count_of(n, 'items')})") for code, n in counts.items()]
+            self.initial["codes"] = [code for code in counts if code in services.RETRYABLE]
+
+    def options(self):
+        if not self.is_valid():  # the token always validates: the codes are what can be wrong
+            raise errors.ValidationFailed(self.errors["codes"][0])
+        return {"codes": self.cleaned_data["codes"]}
+
+
 class OperationForm(OnceForm):
     """The data of one bulk operation, plus the reason stored on every change it makes."""
 
@@ -187,12 +230,7 @@ class OperationForm(OnceForm):
 
     def summary(self):
         """(label, shown value) of what will be set, for the confirmation step."""
-        rows = []
-        for name, value in self.operation_data.items():
-            field = self.fields[name]
-            shown = dict(field.choices).get(str(value), value) if hasattr(field, "choices") else value
-            rows.append((field.label, "none" if value is None else shown))
-        return rows
+        return labels.shown_data(self.definition, self.operation_data)
 
     def start(self, request, ids):
         """Start the operation over `ids` (async), as the API would. Returns (operation,

@@ -43,6 +43,12 @@ class Operation:
     filterset_class = None  # the list endpoint's filterset, for `filter` selections
     include_deleted = False  # whether soft-deleted records are targets (restore)
     internal = False  # started only by its own endpoint (revert, collection PATCH, batch)
+    destructive = False  # pages confirm it with a warning and the list of records (delete)
+    value_names = {}  # {data field: ids ⇒ {id: name}}: how pages name the ids it stores (bulkops.labels)
+
+    def allowed(self, user):
+        """Whether `user` may run it at all: pages offer only these (each item is still checked)."""
+        return True
 
     def visible(self, user):
         """The queryset a `filter` selection is resolved against."""

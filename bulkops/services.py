@@ -10,7 +10,9 @@ from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from . import errors, jobs, registry, runner
@@ -181,13 +183,34 @@ REVERT = "revert"  # the operation each resource registers to undo its others
 
 
 def restore_payload(before, result):
-    """A revert item's data: the old field values, and the version the record must still be at.
+    """A revert item's data: the old field values, and what the record must still hold.
 
-    None when the original item changed nothing there is to put back."""
+    None when the original item changed nothing there is to put back. `after` (the values the
+    original set) makes the conflict rule per field; items recorded before it was kept carry
+    only the version their record must still be at."""
     fields = {name: value for name, value in (before or {}).items() if name != "version"}
     if not fields or not (result or {}).get("changed"):
         return None
-    return {"fields": fields, "version": result["version"]}
+    payload = {"fields": fields, "version": result["version"]}
+    if "after" in result:
+        payload["after"] = result["after"]
+    return payload
+
+
+def json_safe(values):
+    """`values` as JSON would give them back (datetimes as text); the usual case costs nothing."""
+    if all(value is None or isinstance(value, (str, int, bool)) for value in values.values()):
+        return values
+    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+
+
+def check_unmoved(record, after, noun):
+    """Refuse a revert of `record` when a field the original operation set holds another value
+    now: a later change to another field (a new title) does not stand in the way."""
+    current = json_safe({name: getattr(record, name) for name in after})
+    moved = sorted(name.removesuffix("_id") for name in after if current[name] != after[name])
+    if moved:
+        raise errors.Conflict(f"{noun} {record.pk}: {', '.join(moved)} changed since")
 
 
 def check_finished(op, verb):
@@ -202,9 +225,15 @@ def lock_original(original, verb, followers):
     first makes the follow-up, every other one gets 409 naming it. A follow-up that failed or
     was cancelled does not count, so it can be made again."""
     BulkOperation.objects.select_for_update().filter(pk=original.pk).first()
-    earlier = followers.filter(dry_run=False, status__in=[*ACTIVE, Status.COMPLETED, Status.PARTIAL]).first()
+    earlier = done_follow_up(followers)
     if earlier is not None:
         raise errors.Conflict(f"Operation is already {verb} by {earlier.pk}")
+
+
+def done_follow_up(followers):
+    """The follow-up (revert or retry) among `followers` that counts as done: one that is not a
+    dry run and did not fail or get cancelled. Pages hide the button once there is one."""
+    return followers.filter(dry_run=False, status__in=[*ACTIVE, Status.COMPLETED, Status.PARTIAL]).first()
 
 
 def replayed(user, idempotency_key, body_fingerprint):
@@ -212,11 +241,15 @@ def replayed(user, idempotency_key, body_fingerprint):
     return find_idempotent(user, idempotency_key, body_fingerprint) if idempotency_key else None
 
 
-def revert_operation(user, op_id, *, metadata=None, callback_url="", idempotency_key=None, body_fingerprint=""):
+def revert_operation(
+    user, op_id, *, metadata=None, callback_url="", dry_run=False, idempotency_key=None, body_fingerprint=""
+):
     """A new async operation that puts back what `op_id` changed, item by item.
 
-    Each item carries what to restore and the version its record must still be at; records
-    changed since fail CONFLICT. Returns (operation, created) as start_operation does."""
+    Each item carries what to restore and the values its record must still hold; a record
+    whose restored fields changed since fails CONFLICT. `dry_run` previews it: a dry-run
+    revert reports what would be restored and what conflicts, and does not count as the
+    revert. Returns (operation, created) as start_operation does."""
     existing = replayed(user, idempotency_key, body_fingerprint)
     if existing:
         return existing, False
@@ -229,11 +262,11 @@ def revert_operation(user, op_id, *, metadata=None, callback_url="", idempotency
         raise errors.Conflict(f"Operations on {original.resource_type} cannot be reverted")
     with transaction.atomic():
         lock_original(original, "reverted", original.reverted_by)
-        request = revert_request(original, definition, metadata, callback_url)
+        request = revert_request(original, definition, metadata, callback_url, dry_run)
         return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
 
 
-def revert_request(original, definition, metadata, callback_url):
+def revert_request(original, definition, metadata, callback_url, dry_run):
     """The revert of `original`: one item per succeeded item that changed something."""
     ids, payloads = [], []
     rows = original.items.filter(status=ItemStatus.SUCCEEDED).order_by("position")
@@ -251,13 +284,43 @@ def revert_request(original, definition, metadata, callback_url):
         payloads=payloads,
         metadata=metadata or {"description": f"Revert of bulk operation {original.pk}"},
         batch_size=original.batch_size,
+        dry_run=dry_run,
         callback_url=callback_url,
         reverts=original,
     )
 
 
-def retry_operation(user, op_id, *, metadata=None, callback_url="", idempotency_key=None, body_fingerprint=""):
-    """A new async operation over exactly the items of `op_id` that failed: same type and data."""
+# Failures a retry can change: the record was busy, moved, missing or cancelled then. The
+# others (PERMISSION_DENIED, INVALID_TRANSITION, VALIDATION_ERROR) fail the same way again
+# unless something else changes first, so a retry takes them only when asked by `codes`.
+RETRYABLE = (
+    errors.LOCK_TIMEOUT,
+    errors.CONFLICT,
+    errors.INTERNAL_ERROR,
+    errors.CANCELLED,
+    errors.ROLLED_BACK,
+    errors.NOT_FOUND,
+)
+RETRIED_STATUSES = (ItemStatus.FAILED, ItemStatus.SKIPPED)  # skipped: cancelled before their turn
+
+
+def retry_choices(op):
+    """{error code: item count} of what a retry of `op` could take, retryable codes first."""
+    counts = dict(
+        op.items.filter(status__in=RETRIED_STATUSES)
+        .exclude(error_code="")
+        .values_list("error_code")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return dict(sorted(counts.items(), key=lambda pair: (pair[0] not in RETRYABLE, pair[0])))
+
+
+def retry_operation(
+    user, op_id, *, metadata=None, callback_url="", codes=None, idempotency_key=None, body_fingerprint=""
+):
+    """A new async operation over the items of `op_id` that failed with one of `codes`
+    (default RETRYABLE): same type and data. 409 when no item matches."""
     existing = replayed(user, idempotency_key, body_fingerprint)
     if existing:
         return existing, False
@@ -267,19 +330,19 @@ def retry_operation(user, op_id, *, metadata=None, callback_url="", idempotency_
         raise errors.Conflict(f"{original.operation_type} operations on {original.resource_type} cannot be retried")
     with transaction.atomic():
         lock_original(original, "retried", original.retried_by)
-        request = retry_request(original, metadata, callback_url)
+        request = retry_request(original, metadata, callback_url, codes or RETRYABLE)
         return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
 
 
-def retry_request(original, metadata, callback_url):
-    """The retry of `original`: its failed items, with the same type and data."""
-    failed = original.items.filter(status=ItemStatus.FAILED).order_by("position")
+def retry_request(original, metadata, callback_url, codes):
+    """The retry of `original`: its items that failed with one of `codes`, same type and data."""
+    failed = original.items.filter(status__in=RETRIED_STATUSES, error_code__in=codes).order_by("position")
     ids, payloads = [], []
     for target_id, payload in failed.values_list("target_id", "payload").iterator(chunk_size=5000):
         ids.append(target_id)
         payloads.append(payload)
     if not ids:
-        raise errors.Conflict("Nothing to retry: no item of this operation failed")
+        raise errors.Conflict(f"Nothing to retry: no item of this operation failed with {', '.join(sorted(codes))}")
     return Request(
         resource_type=original.resource_type,
         operation_type=original.operation_type,

@@ -10,15 +10,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import errors, registry, services
+from . import errors, labels, registry, services
 from .api.serializers import MAX_ERRORS, operation_links
 from .filtersets import BulkOperationFilterSet
-from .forms import DATA, START, OnceForm, field_label, label_of, menu, page_filters
+from .forms import DATA, START, OnceForm, RetryForm, RevertForm, label_of, menu, page_filters
 from .models import BulkOperation, ItemStatus
 
 RESUBMITTED = "This form was submitted before: this is the operation it started; nothing new was started."
@@ -54,6 +53,7 @@ def operation_list(request):
     page = Paginator(operations, PAGE_SIZE).get_page(request.GET.get("page"))
     for op in page:
         op.label = label_of(op.resource_type, op.operation_type)
+        op.summary = labels.shown_data(registry.get(op.resource_type, op.operation_type), op.operation_data)
     context = {"filterset": filterset, "page": page, "query": filter_query(request.GET)}
     return render(request, "bulkops/operation_list.html", context)
 
@@ -66,28 +66,56 @@ def eta_text(op):
     return f"about {seconds} s" if seconds < 120 else f"about {round(seconds / 60)} min"
 
 
+def revertible(op):
+    """Whether `op` can still be reverted: finished, changed something, not reverted yet."""
+    return (
+        op.is_finished
+        and op.successful_items > 0
+        and not op.dry_run
+        and registry.get(op.resource_type, services.REVERT) is not None
+        and services.done_follow_up(op.reverted_by) is None
+    )
+
+
+def preview_of_revert(op):
+    """For a finished dry-run revert (a revert's preview): the operation it would revert."""
+    return op.reverts if op.dry_run and op.is_finished and op.reverts is not None else None
+
+
+def retry_choices(op):
+    """{error code: count} a retry of `op` could take; empty once it was retried, and for a
+    revert's preview (its failures are the revert's to show, not to retry)."""
+    if not op.is_finished or (op.dry_run and op.reverts_id) or services.done_follow_up(op.retried_by) is not None:
+        return {}
+    return services.retry_choices(op)
+
+
 @login_required
 def operation_detail(request, op_id):
     visible = BulkOperation.objects.visible_to(request.user).select_related("user", "reverts", "retry_of")
     op = get_object_or_404(visible, pk=op_id)
+    counts = retry_choices(op)
+    original = preview_of_revert(op)
     context = {
         "op": op,
         "label": label_of(op.resource_type, op.operation_type),
-        "data": [(field_label(name), value) for name, value in op.operation_data.items()],
+        "data": labels.shown_data(registry.get(op.resource_type, op.operation_type), op.operation_data),
         "errors": op.items.filter(status=ItemStatus.FAILED).order_by("position")[:MAX_ERRORS],
         "eta": eta_text(op),
         "links": operation_links(request, op),
         "status_url": reverse("bulk-operation-detail", kwargs={"pk": op.pk}),
         "refresh_seconds": None if op.is_finished else REFRESH_SECONDS,
-        "can_revert": (
-            op.is_finished
-            and op.successful_items > 0
-            and not op.dry_run
-            and registry.get(op.resource_type, services.REVERT) is not None
-        ),
-        "can_retry": op.is_finished and op.failed_items > 0,
+        "can_revert": revertible(op),
+        "revert_of": original,
+        # From a preview that would restore something, of an operation not reverted since.
+        "can_start_revert": original is not None and op.successful_items > 0 and revertible(original),
         "followers": [*op.reverted_by.all(), *op.retried_by.all()],
-        "forms": {verb: OnceForm(purpose=f"{verb}:{op.pk}") for verb in ("cancel", "revert", "retry")},
+        "forms": {
+            "cancel": OnceForm(purpose=f"cancel:{op.pk}"),
+            "preview": RevertForm(op_id=op.pk, preview=True),
+            "revert": RevertForm(op_id=original.pk) if original else None,
+            "retry": RetryForm(op_id=op.pk, counts=counts) if counts else None,
+        },
     }
     return render(request, "bulkops/operation_detail.html", context)
 
@@ -130,11 +158,12 @@ def cancel(request, op_id):
     return redirect("bulkops:operation", op_id=op_id)
 
 
-def follow_up(request, op_id, start, verb, done):
-    """Revert or retry: a new operation made from this one, whose page we go to."""
-    form = OnceForm(request.POST, purpose=f"{verb}:{op_id}")
+def follow_up(request, op_id, start, form, done):
+    """Revert or retry: a new operation made from this one, whose page we go to. Another
+    user's operation is a 404 before the form is judged."""
     try:
-        op, created = start(request.user, op_id, **form.once())
+        services.get_operation(request.user, op_id)
+        op, created = start(request.user, op_id, **form.options(), **form.once())
     except errors.NotFound:
         raise Http404("Bulk operation not found") from None
     except errors.ItemError as exc:
@@ -144,16 +173,19 @@ def follow_up(request, op_id, start, verb, done):
             return earlier
         messages.error(request, exc.message)
         return redirect("bulkops:operation", op_id=op_id)
-    return opened(request, op, created, f"{done} {op.total_items} item{pluralize(op.total_items)}.")
+    return opened(request, op, created, f"{done} {labels.count_of(op.total_items, 'items')}.")
 
 
 @login_required
 @require_POST
 def revert(request, op_id):
-    return follow_up(request, op_id, services.revert_operation, "revert", "Reverting")
+    """The revert, or its preview (a dry-run revert) when the form says `dry_run`."""
+    form = RevertForm.posted(request.POST, op_id)
+    done = "Previewing the revert of" if form.preview else "Reverting"
+    return follow_up(request, op_id, services.revert_operation, form, done)
 
 
 @login_required
 @require_POST
 def retry(request, op_id):
-    return follow_up(request, op_id, services.retry_operation, "retry", "Retrying")
+    return follow_up(request, op_id, services.retry_operation, RetryForm(request.POST, op_id=op_id), "Retrying")

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from bulkops import errors
 from bulkops.operations import Operation, StrictSerializer
 from bulkops.registry import register
-from bulkops.services import restore_payload
+from bulkops.services import json_safe, restore_payload
 from config.exceptions import first_message
 
 from . import services
@@ -37,7 +37,10 @@ class MetricOperation(Operation):
         services.save(changes)
 
     def describe(self, change):
-        return change.before or None, {"changed": change.changed, "version": change.metric.version}
+        result = {"changed": change.changed, "version": change.metric.version}
+        if change.after:
+            result["after"] = json_safe(change.after)
+        return change.before or None, result
 
 
 @register
@@ -57,7 +60,9 @@ class Revert(MetricOperation):
         return restore_payload(before, result)
 
     def apply(self, metric, ctx, data):
-        return services.apply_update(metric, ctx, data["fields"], expected_version=data["version"])
+        return services.apply_revert(
+            metric, ctx, data["fields"], expected_version=data["version"], after=data.get("after")
+        )
 
 
 @register

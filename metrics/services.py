@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from bulkops import errors
 from bulkops.operations import Context
+from bulkops.services import check_unmoved
 from bulkops.sql import insert_rows, update_rows
 
 from .models import Metric, MetricEvent, MetricPermission, Role, has_role
@@ -24,6 +25,7 @@ EVENT_FIELDS = ["metric", "actor", "bulk_operation", "field", "old_value", "new_
 class Change:
     metric: Metric
     before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)  # what the change set: a revert checks it still holds
     events: list = field(default_factory=list)
 
     @property
@@ -68,6 +70,7 @@ def apply_update(metric, ctx, changes, *, expected_version=None):
         old = getattr(metric, name)
         if old != value:
             change.before[name] = old
+            change.after[name] = value
             change.events.append(event(metric, ctx, name, old, value, now))
             setattr(metric, name, value)
     if change.changed:
@@ -75,6 +78,16 @@ def apply_update(metric, ctx, changes, *, expected_version=None):
         metric.version += 1
         metric.updated_at = now
     return change
+
+
+def apply_revert(metric, ctx, fields, *, expected_version, after=None):
+    """Put back values a bulk operation replaced, unless one of those fields changed since:
+    `after` holds what the operation set (older items: the `expected_version` instead)."""
+    check_role(metric, Role.CAN_EDIT, "update")  # before the conflict: a refusal must not depend on it
+    if after is not None:
+        check_unmoved(metric, after, "Metric")
+        expected_version = None
+    return apply_update(metric, ctx, fields, expected_version=expected_version)
 
 
 def create(ctx, data):

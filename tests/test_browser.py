@@ -214,3 +214,85 @@ def test_start_back_and_start_again_adds_the_comment_once(page):
     assert finished(page).pk == first.pk
     assert BulkOperation.objects.count() == 1
     assert [ticket.comments.count() for ticket in tickets] == [1, 1]
+
+
+def test_revert_is_previewed_then_started_and_then_no_longer_offered(page, screenshot):
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(3, status="open")
+    log_in(page, agent)
+    for ticket in tickets:
+        page.get_by_label(ticket.title, exact=True).check()
+    start(page, "update_status", lambda form: form.get_by_label("Status").select_option("pending"))
+    original = finished(page)
+    Ticket.objects.filter(pk=tickets[0].pk).update(status="closed")  # changed since: the revert leaves it
+    page.get_by_role("button", name="Preview revert…").click()
+    preview = finished(page, "Partial")
+    assert (preview.dry_run, str(preview.reverts_id)) == (True, str(original.pk))
+    expect(page.locator("#preview-summary")).to_contain_text("2 tickets would be restored; 1 would not")
+    expect(page.get_by_role("cell", name="CONFLICT")).to_be_visible()
+    assert [t.status for t in Ticket.objects.order_by("pk")] == ["closed", "pending", "pending"]  # a preview
+    screenshot(page, "revert-preview")
+    page.get_by_role("button", name="Start revert").click()
+    revert = finished(page, "Partial")
+    assert (revert.dry_run, revert.successful_items, revert.failed_items) == (False, 2, 1)
+    assert [t.status for t in Ticket.objects.order_by("pk")] == ["closed", "open", "open"]
+    page.goto(f"/bulk-operations/{original.pk}/")
+    expect(page.get_by_role("link", name="revert (Partial)")).to_be_visible()
+    expect(page.get_by_role("button", name="Preview revert…")).to_have_count(0)
+
+
+def test_retry_offers_a_choice_of_failures_and_takes_the_ones_ticked(page, screenshot):
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(2, status="open")
+    closed = TicketFactory(status="closed")
+    log_in(page, agent)
+    for ticket in [*tickets, closed]:
+        page.get_by_label(ticket.title, exact=True).check()
+    start(page, "update_status", lambda form: form.get_by_label("Status").select_option("resolved"))
+    original = finished(page, "Partial")
+    choice = page.get_by_label("INVALID_TRANSITION (1 item)")
+    expect(choice).not_to_be_checked()  # it fails again unless its cause is fixed
+    page.get_by_role("button", name="Retry failed items").click()
+    expect(page.get_by_role("status")).to_have_text("Choose which failures to retry.")
+    assert not BulkOperation.objects.filter(retry_of=original).exists()
+    Ticket.objects.filter(pk=closed.pk).update(status="open")  # the cause, fixed
+    page.get_by_label("INVALID_TRANSITION (1 item)").check()
+    screenshot(page, "retry-choice")
+    page.get_by_role("button", name="Retry failed items").click()
+    retry = finished(page)
+    assert (str(retry.retry_of_id), retry.total_items) == (str(original.pk), 1)
+    assert Ticket.objects.get(pk=closed.pk).status == "resolved"
+
+
+def fits(page, width=390):
+    """Whether the page is no wider than the screen: nothing to scroll sideways."""
+    return page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_the_pages_fit_a_390_px_phone(browser, server, screenshot):
+    page = new_page(browser, server)
+    page.set_viewport_size({"width": 390, "height": 844})
+    agent = AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"])
+    tickets = [TicketFactory(title=f"The printer on the third floor prints blank pages again {n}") for n in range(3)]
+    log_in(page, agent)
+    assert fits(page)
+    screenshot(page, "phone-tickets")
+    page.get_by_label(tickets[0].title, exact=True).check()
+    page.get_by_label("Action", exact=True).select_option("delete")
+    page.get_by_role("button", name="Continue…").click()
+    page.get_by_role("button", name="Review…").click()
+    expect(page.locator(".danger-zone")).to_contain_text("1 ticket will be deleted.")
+    assert fits(page)
+    screenshot(page, "phone-delete-confirm")
+    page.get_by_role("button", name="Delete 1 ticket").click()
+    finished(page)
+    assert fits(page)
+    assert Ticket.objects.get(pk=tickets[0].pk).is_deleted
+
+
+def test_a_requester_is_offered_only_the_bulk_action_a_requester_may_take(page):
+    requester = UserFactory()
+    TicketFactory(requester=requester)
+    log_in(page, requester)
+    options = page.get_by_label("Action", exact=True).locator("option")
+    expect(options).to_have_text(["— choose —", "Add comment"])

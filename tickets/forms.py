@@ -5,16 +5,18 @@ from functools import partial
 from django import forms
 from django.http import QueryDict
 
-from bulkops import registry
+from bulkops import labels, registry
 from bulkops.filtersets import given_filters
 from bulkops.forms import menu, operation_choices, page_filters
 from config.exceptions import first_message
 
 from .filtersets import TicketFilterSet
-from .models import Category
+from .models import Category, Ticket
 from .people import visible_people
 
 MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
+PREVIEW_ROWS = 10  # tickets the confirmation shows one by one
+TICKET_FIELDS = {field.attname for field in Ticket._meta.concrete_fields}
 
 
 def user_choices(viewer=None):
@@ -76,7 +78,7 @@ class SelectionForm(forms.Form):
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["operation"].choices = operation_choices("tickets")
+        self.fields["operation"].choices = operation_choices("tickets", user)
 
     def clean(self):
         cleaned = super().clean()
@@ -98,3 +100,17 @@ class SelectionForm(forms.Form):
         if not self.count:
             raise forms.ValidationError("No ticket you can see in this selection can take this action.")
         return cleaned
+
+
+def change_preview(definition, tickets, data):
+    """The first tickets of a selection, in the order they are changed, each with
+    [(field label, now, after)] for the fields the action sets (a comment's body is no field
+    of the ticket: add_comment and delete list the tickets only)."""
+    names = [name for name in data if name in TICKET_FIELDS]
+    first = list(tickets.order_by("pk")[:PREVIEW_ROWS])
+    now = labels.shown_rows(definition, [{name: getattr(ticket, name) for name in names} for ticket in first])
+    after = labels.shown_rows(definition, [{name: data[name] for name in names}])[0]
+    return [
+        (ticket, [(labels.field_label(name), shown[name], after[name]) for name in names])
+        for ticket, shown in zip(first, now, strict=True)
+    ]

@@ -1,31 +1,27 @@
 """The ticket bulk operations. Each calls the same service as the single endpoint."""
 
-import json
-
-from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import serializers
 
 from bulkops.api.mixins import StrictIntegerField, TextField
 from bulkops.operations import Operation, StrictSerializer
 from bulkops.registry import register
-from bulkops.services import restore_payload
+from bulkops.services import json_safe, restore_payload
 
 from . import services
 from .api.serializers import TicketChangesSerializer, TicketPatchSerializer, validate_category_id, validate_user_id
 from .filtersets import TicketFilterSet
-from .models import Priority, Status, Ticket
-
-
-def json_safe(values):
-    """`values` as JSON would give them back (datetimes as text); the usual case costs nothing."""
-    if all(value is None or isinstance(value, (str, int, bool)) for value in values.values()):
-        return values
-    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+from .labels import VALUE_NAMES
+from .models import Priority, Status, Ticket, is_agent
 
 
 class TicketOperation(Operation):
     resource = "tickets"
     filterset_class = TicketFilterSet
+    value_names = VALUE_NAMES
+
+    def allowed(self, user):
+        """Changing status, priority, category or assignee is for agents (tickets.services)."""
+        return is_agent(user)
 
     def visible(self, user):
         return Ticket.objects.visible_to(user, include_deleted=self.include_deleted)
@@ -44,6 +40,8 @@ class TicketOperation(Operation):
 
     def describe(self, change):
         result = {"changed": change.changed, "version": change.ticket.version}
+        if change.after:
+            result["after"] = json_safe(change.after)
         if change.comments:
             result["comment_id"] = change.comments[0].pk
         return json_safe(change.before) or None, result
@@ -109,13 +107,19 @@ class UpdateFields(TicketOperation):
 class AddComment(TicketOperation):
     name, label, data_serializer = "add_comment", "Add comment", CommentData
 
+    def allowed(self, user):
+        return True  # a requester comments on their own tickets
+
     def apply(self, ticket, ctx, data):
         return services.apply_comment(ticket, ctx, data["body"])
 
 
 @register
 class Delete(TicketOperation):
-    name, label = "delete", "Delete"
+    name, label, destructive = "delete", "Delete", True
+
+    def allowed(self, user):
+        return services.can_delete(user)
 
     def apply(self, ticket, ctx, data):
         return services.apply_delete(ticket, ctx)
@@ -124,6 +128,9 @@ class Delete(TicketOperation):
 @register
 class Restore(TicketOperation):
     name, label, include_deleted = "restore", "Restore", True
+
+    def allowed(self, user):
+        return services.can_delete(user)
 
     def changeable(self, tickets):
         return tickets.filter(is_deleted=True)
@@ -152,7 +159,9 @@ class Revert(TicketOperation):
             return services.apply_remove_comment(ticket, ctx, data["remove_comment"])
         if "add_comment" in data:
             return services.apply_comment(ticket, ctx, data["add_comment"])
-        return services.apply_revert(ticket, ctx, data["fields"], expected_version=data["version"])
+        return services.apply_revert(
+            ticket, ctx, data["fields"], expected_version=data["version"], after=data.get("after")
+        )
 
     def save(self, changes):
         services.save_with_removals(changes)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from bulkops import errors
 from bulkops.operations import Context  # noqa: F401 - re-exported for callers
+from bulkops.services import check_unmoved
 from bulkops.sql import insert_rows, update_rows
 
 from .models import TRANSITIONS, Category, Comment, Ticket, TicketEvent, is_agent
@@ -31,6 +32,7 @@ class Change:
 
     ticket: Ticket
     before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)  # what the change set: a revert checks it still holds
     events: list = field(default_factory=list)
     comments: list = field(default_factory=list)
 
@@ -57,8 +59,12 @@ def check_can_edit(ticket, user, fields):
     raise errors.PermissionDenied("Insufficient permissions to update ticket")
 
 
+def can_delete(user):
+    return user.is_staff or user.has_perm("tickets.delete_ticket")
+
+
 def check_can_delete(user):
-    if not (user.is_staff or user.has_perm("tickets.delete_ticket")):
+    if not can_delete(user):
         raise errors.PermissionDenied("Insufficient permissions to delete ticket")
 
 
@@ -68,6 +74,7 @@ def _set(change, name, value, ctx, now):
     if old == value:
         return
     change.before.setdefault(name, old)
+    change.after[name] = value
     setattr(ticket, name, value)
     change.events.append(
         TicketEvent(
@@ -217,8 +224,9 @@ class CommentRemoval(Change):
         return bool(self.events or self.comments or self.removed)
 
 
-def apply_revert(ticket, ctx, fields, *, expected_version):
-    """Put back field values a bulk operation replaced, unless the ticket changed since.
+def apply_revert(ticket, ctx, fields, *, expected_version, after=None):
+    """Put back field values a bulk operation replaced, unless one of those fields changed
+    since: `after` holds what the operation set (older items: the `expected_version` instead).
 
     Status transitions are not checked: an undo returns the ticket to a state it was in.
     `fields` are JSON values (as items store them), `is_deleted`/`deleted_at` included.
@@ -228,7 +236,10 @@ def apply_revert(ticket, ctx, fields, *, expected_version):
         check_can_delete(ctx.actor)
     if set(fields) - deletion:
         check_can_edit(ticket, ctx.actor, set(fields) - deletion)
-    _check_version(ticket, expected_version)
+    if after is None:
+        _check_version(ticket, expected_version)
+    else:
+        check_unmoved(ticket, after, "Ticket")
     change, now = Change(ticket), timezone.now()
     for name, value in fields.items():
         _set(change, name, Ticket._meta.get_field(name).to_python(value), ctx, now)

@@ -1,20 +1,21 @@
 """/tickets/: the ticket list, and a bulk action started from it in three steps: the
-action's form, a confirmation that says how many tickets will change, then the start."""
+action's form, a confirmation that says how many tickets will change and shows what changes
+on the first of them, then the start."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from bulkops.filtersets import given_filters
 from bulkops.forms import OperationForm, label_of, operation_choices, snapshot_ids
+from bulkops.labels import count_of
 from bulkops.views import filter_query, opened, restarted
 
 from .filtersets import TicketFilterSet
-from .forms import SelectionForm, data_choices, list_filters
+from .forms import SelectionForm, change_preview, data_choices, list_filters
 from .models import Ticket
 
 PAGE_SIZE = 50
@@ -30,7 +31,7 @@ def ticket_list(request):
         "filterset": filterset,
         "page": Paginator(tickets, PAGE_SIZE).get_page(request.GET.get("page")),
         "query": filter_query(request.GET),
-        "operations": operation_choices("tickets"),
+        "operations": operation_choices("tickets", request.user),
     }
     return render(request, "tickets/ticket_list.html", context)
 
@@ -65,7 +66,9 @@ def bulk_action(request):
         if step == "start":
             op, created = form.start(request, snapshot_ids(selection.tickets))
             if op is not None:
-                started = f"{op.total_items} ticket{pluralize(op.total_items)}"
+                started = count_of(op.total_items, "tickets")
                 return opened(request, op, created, f"{context['label']}: started on {started}.")
+        context["preview"] = change_preview(selection.definition, selection.tickets, form.operation_data)
+        context["more"] = selection.count - len(context["preview"])
         return render(request, "tickets/bulk_confirm.html", context)
     return render(request, "tickets/bulk_form.html", context)

@@ -7,7 +7,7 @@ from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import registry, webhooks
+from .. import errors, registry, services, webhooks
 from ..models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode
 from ..operations import StrictSerializer
 from ..services import Request
@@ -20,6 +20,14 @@ MAX_ERRORS = 100
 ID_TYPES = {serializers.IntegerField: int, serializers.UUIDField: str}
 MAX_INT_ID = 2**63 - 1  # bigint: anything larger cannot exist, and would not fit the query
 MAX_METADATA_BYTES = 16 * 1024  # as compact UTF-8 JSON
+
+
+# The per-item codes a retry may pick (operation-level refusals never fail an item).
+ITEM_ERROR_CODES = [
+    code
+    for code in errors.HTTP_STATUS
+    if code not in (errors.TOO_MANY_ACTIVE_OPERATIONS, errors.IDEMPOTENCY_KEY_REUSED)
+]
 
 
 class OptionsSerializer(StrictSerializer):
@@ -313,6 +321,22 @@ class StatsSerializer(serializers.Serializer):
 
 class FollowUpSerializer(OptionsSerializer):
     """The optional body of revert and retry: the new operation's reason and callback."""
+
+
+class RevertFollowUpSerializer(FollowUpSerializer):
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Preview: report what would be restored and what conflicts, change nothing"
+    )
+
+
+class RetryFollowUpSerializer(FollowUpSerializer):
+    codes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ITEM_ERROR_CODES),
+        required=False,
+        allow_empty=False,
+        help_text="Retry the items that failed with these codes; default: those a retry can change "
+        f"({', '.join(services.RETRYABLE)})",
+    )
 
 
 class WebhookSecretSerializer(serializers.Serializer):

@@ -22,9 +22,10 @@ from .serializers import (
     CreatedSerializer,
     CreateOperationSerializer,
     ErrorBodySerializer,
-    FollowUpSerializer,
     ItemSerializer,
     OperationSerializer,
+    RetryFollowUpSerializer,
+    RevertFollowUpSerializer,
     StatsSerializer,
     SummarySerializer,
     WebhookSecretSerializer,
@@ -125,10 +126,10 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         )
         return self.respond_created(op, created)
 
-    def follow_up(self, request, start, kind):
-        """Revert or retry: a new operation made from this one."""
+    def follow_up(self, request, start, kind, body):
+        """Revert or retry: a new operation made from this one; `body` reads the request's options."""
         key = idempotency_key(request)
-        data = FollowUpSerializer(data=request.data)
+        data = body(data=request.data)
         data.is_valid(raise_exception=True)
         op_id = self.get_object().pk
         fingerprint = services.fingerprint({kind: str(op_id), "body": request.data})
@@ -138,26 +139,27 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         return self.respond_created(op, created)
 
     @extend_schema(
-        request=FollowUpSerializer,
+        request=RevertFollowUpSerializer,
         parameters=[IDEMPOTENCY_HEADER],
         responses=STARTED_RESPONSES,
-        description="A new async operation that restores what this one changed, on every record not changed "
-        "since (others fail CONFLICT). 409 when it has not finished, was a dry run, or changed nothing.",
+        description="A new async operation that restores what this one changed, on every record whose restored "
+        "fields did not change since (others fail CONFLICT); `dry_run` previews it. 409 when it has not "
+        "finished, was a dry run, changed nothing, or was already reverted.",
     )
     @action(detail=True, methods=["post"])
     def revert(self, request, pk=None):
-        return self.follow_up(request, services.revert_operation, "revert")
+        return self.follow_up(request, services.revert_operation, "revert", RevertFollowUpSerializer)
 
     @extend_schema(
-        request=FollowUpSerializer,
+        request=RetryFollowUpSerializer,
         parameters=[IDEMPOTENCY_HEADER],
         responses=STARTED_RESPONSES,
-        description="A new operation over exactly the items that failed, with the same type and data. "
-        "409 when it has not finished or nothing failed.",
+        description="A new operation over the items that failed with one of `codes` (default: the codes a retry "
+        "can change), with the same type and data. 409 when it has not finished or no item matches.",
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        return self.follow_up(request, services.retry_operation, "retry")
+        return self.follow_up(request, services.retry_operation, "retry", RetryFollowUpSerializer)
 
     @extend_schema(responses={200: WebhookSecretSerializer})
     @action(

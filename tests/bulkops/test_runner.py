@@ -85,7 +85,7 @@ def test_each_item_stores_the_values_revert_needs_and_its_audit_rows_carry_the_r
     op = run(start(agent, [ticket.pk], "set_priority", {"priority": "urgent"}, metadata={"description": "triage"}))
     item = op.items.get()
     assert item.before == {"priority": "low", "version": 1}
-    assert item.result == {"changed": True, "version": 2}
+    assert item.result == {"changed": True, "version": 2, "after": {"priority": "urgent"}}
     event = TicketEvent.objects.get(ticket=ticket)
     assert (event.field, event.old_value, event.new_value, event.reason, event.bulk_operation_id) == (
         "priority",

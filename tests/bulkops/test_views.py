@@ -233,7 +233,7 @@ def test_revert_and_retry_start_new_operations_and_open_them():
     work_off()
     original = BulkOperation.objects.get()
 
-    response = client.post(f"/bulk-operations/{original.pk}/retry/")
+    response = client.post(f"/bulk-operations/{original.pk}/retry/", {"codes": ["INVALID_TRANSITION"]})
     retry = BulkOperation.objects.get(retry_of=original)
     assert response["Location"] == f"/bulk-operations/{retry.pk}/"
     assert list(retry.items.values_list("target_id", flat=True)) == [str(closed.pk)]
@@ -266,30 +266,43 @@ def partly_done(client):
     return BulkOperation.objects.get(), tickets, closed
 
 
+def revert_form(client, original):
+    """The Start form of a revert: preview it from the operation's page, then the preview's page."""
+    preview = client.post(f"/bulk-operations/{original.pk}/revert/", hidden_inputs(
+        client.get(f"/bulk-operations/{original.pk}/"), "Preview revert…</button>"))  # fmt: skip
+    work_off()
+    return hidden_inputs(client.get(preview["Location"]), "Start revert</button>")
+
+
+def retry_form(client, original):
+    """The retry form as posted with the INVALID_TRANSITION failures ticked."""
+    return {**hidden_inputs(client.get(f"/bulk-operations/{original.pk}/"), "Retry failed items</button>"),
+            "codes": ["INVALID_TRANSITION"]}  # fmt: skip
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    ("verb", "button", "link"), [("revert", "Revert", "reverts"), ("retry", "Retry failed items", "retry_of")]
+    ("verb", "form_of", "link"), [("revert", revert_form, "reverts"), ("retry", retry_form, "retry_of")]
 )
-def test_pressing_revert_or_retry_twice_starts_one_operation_and_shows_it(agent_client, verb, button, link):
+def test_pressing_revert_or_retry_twice_starts_one_operation_and_shows_it(agent_client, verb, form_of, link):
     original, *_ = partly_done(agent_client)
-    page = agent_client.get(f"/bulk-operations/{original.pk}/")
-    form = hidden_inputs(page, f"{button}</button>")
+    form = form_of(agent_client, original)
     first = agent_client.post(f"/bulk-operations/{original.pk}/{verb}/", form)
     again = agent_client.post(f"/bulk-operations/{original.pk}/{verb}/", form)
-    follower = BulkOperation.objects.get(**{link: original})
+    follower = BulkOperation.objects.get(**{link: original}, dry_run=False)
     assert first["Location"] == again["Location"] == f"/bulk-operations/{follower.pk}/"
     assert RESUBMITTED in agent_client.get(again["Location"]).content.decode()
-    assert BulkOperation.objects.count() == 2
+    assert BulkOperation.objects.filter(dry_run=False).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
 def test_reverting_twice_puts_each_ticket_back_once(agent_client):
     original, tickets, _ = partly_done(agent_client)
-    form = hidden_inputs(agent_client.get(f"/bulk-operations/{original.pk}/"), "Revert</button>")
+    form = revert_form(agent_client, original)
     for _ in range(2):
         agent_client.post(f"/bulk-operations/{original.pk}/revert/", form)
     work_off()
-    revert = BulkOperation.objects.get(reverts=original)
+    revert = BulkOperation.objects.get(reverts=original, dry_run=False)
     assert (revert.status, revert.successful_items) == ("completed", 2)
     assert [t.version for t in Ticket.objects.filter(pk__in=[t.pk for t in tickets])] == [3, 3]
 
@@ -297,10 +310,107 @@ def test_reverting_twice_puts_each_ticket_back_once(agent_client):
 @pytest.mark.django_db(transaction=True)
 def test_a_double_click_on_revert_starts_one_operation_and_both_clicks_land_on_it(agent_client):
     original, *_ = partly_done(agent_client)
-    form = hidden_inputs(agent_client.get(f"/bulk-operations/{original.pk}/"), "Revert</button>")
+    form = revert_form(agent_client, original)
     locations = double_click(original.user, f"/bulk-operations/{original.pk}/revert/", form)
-    revert = BulkOperation.objects.get(reverts=original)
+    revert = BulkOperation.objects.get(reverts=original, dry_run=False)
     assert locations == [f"/bulk-operations/{revert.pk}/"] * 2
+
+
+# --- revert preview, retry choice ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revert_is_previewed_first_and_started_from_the_preview(agent_client):
+    original, tickets, _ = partly_done(agent_client)
+    Ticket.objects.filter(pk=tickets[0].pk).update(status="resolved")  # changed since: would conflict
+    page = agent_client.get(f"/bulk-operations/{original.pk}/")
+    assert "Preview revert…</button>" in page.content.decode() and "Start revert" not in page.content.decode()
+    preview = agent_client.post(f"/bulk-operations/{original.pk}/revert/", hidden_inputs(page, "Preview revert…"))
+    work_off()
+    dry = BulkOperation.objects.get(reverts=original)
+    assert preview["Location"] == f"/bulk-operations/{dry.pk}/"
+    assert (dry.dry_run, dry.successful_items, dry.failed_items) == (True, 1, 1)
+    content = agent_client.get(preview["Location"]).content.decode()
+    assert "1 ticket would be restored; 1 would not" in content
+    assert "<code>CONFLICT</code>" in content
+    assert "Retry failed items" not in content  # a preview's failures are the revert's to show
+    assert f'action="/bulk-operations/{original.pk}/revert/"' in content
+    assert list(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == [
+        "resolved", "pending",
+    ]  # fmt: skip
+    started = agent_client.post(f"/bulk-operations/{original.pk}/revert/", hidden_inputs(
+        agent_client.get(preview["Location"]), "Start revert</button>"))  # fmt: skip
+    work_off()
+    revert = BulkOperation.objects.get(reverts=original, dry_run=False)
+    assert started["Location"] == f"/bulk-operations/{revert.pk}/"
+    assert Ticket.objects.get(pk=tickets[1].pk).status == "open"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_reverted_neither_the_operation_nor_its_preview_offers_revert(agent_client):
+    original, *_ = partly_done(agent_client)
+    form = revert_form(agent_client, original)
+    preview = BulkOperation.objects.get(reverts=original, dry_run=True)
+    agent_client.post(f"/bulk-operations/{original.pk}/revert/", form)
+    work_off()
+    assert "/revert/" not in agent_client.get(f"/bulk-operations/{original.pk}/").content.decode()
+    assert "Start revert" not in agent_client.get(f"/bulk-operations/{preview.pk}/").content.decode()
+
+
+def test_a_preview_that_would_restore_nothing_offers_no_start(client, me):
+    original = finished(me, ["succeeded"], status="completed")
+    preview = finished(me, ["failed"], status="failed", reverts=original, dry_run=True, operation_type="revert")
+    content = client.get(f"/bulk-operations/{preview.pk}/").content.decode()
+    assert "0 tickets would be restored; 1 would not" in content
+    assert "Start revert" not in content
+    assert f'<a href="/bulk-operations/{original.pk}/">Back to the operation</a>' in content
+
+
+def test_a_failed_revert_leaves_the_revert_button(client, me):
+    op = finished(me, ["succeeded"], status="completed")
+    BulkOperationFactory(user=me, reverts=op, status="failed")
+    assert "Preview revert…" in client.get(f"/bulk-operations/{op.pk}/").content.decode()
+
+
+def test_the_retry_choice_ticks_only_the_failures_a_retry_can_change(client, me):
+    op = finished(me, ["failed", "failed", "failed"])
+    op.items.filter(position=1).update(error_code="PERMISSION_DENIED")
+    op.items.filter(position=2).update(error_code="LOCK_TIMEOUT")
+    content = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    boxes = dict(re.findall(r'<input type="checkbox" name="codes" value="(\w+)"([^>]*)>', content))
+    assert list(boxes) == ["LOCK_TIMEOUT", "NOT_FOUND", "PERMISSION_DENIED"]
+    assert ["checked" in attrs for attrs in boxes.values()] == [True, True, False]
+    assert "PERMISSION_DENIED (1 item)" in content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retry_takes_the_failures_ticked(agent_client):
+    original, tickets, closed = partly_done(agent_client)
+    form = hidden_inputs(agent_client.get(f"/bulk-operations/{original.pk}/"), "Retry failed items</button>")
+    refused = agent_client.post(f"/bulk-operations/{original.pk}/retry/", form, follow=True)  # nothing ticked
+    assert '<li class="error">Choose which failures to retry.</li>' in refused.content.decode()
+    assert not BulkOperation.objects.filter(retry_of=original).exists()
+    bogus = agent_client.post(f"/bulk-operations/{original.pk}/retry/", {**form, "codes": ["NOPE"]}, follow=True)
+    assert "Select a valid choice. NOPE is not one of the available choices." in bogus.content.decode()
+    assert not BulkOperation.objects.filter(retry_of=original).exists()
+    agent_client.post(f"/bulk-operations/{original.pk}/retry/", {**form, "codes": ["INVALID_TRANSITION"]})
+    assert list(BulkOperation.objects.get(retry_of=original).items.values_list("target_id", flat=True)) == [
+        str(closed.pk)
+    ]
+
+
+def test_the_progress_page_names_what_the_form_showed_and_counts_in_words(client, me):
+    assignee = UserFactory(username="dana")
+    op = finished(me, ["succeeded"], status="completed", operation_type="update_fields",
+                  operation_data={"status": "in_progress", "assignee_id": assignee.pk})  # fmt: skip
+    content = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    assert "<dt>Status</dt><dd>In Progress</dd>" in content
+    assert "<dt>Assignee</dt><dd>dana</dd>" in content
+    assert "1 ticket ·" in content and "1 tickets" not in content
+    assert re.search(r"created <time [^>]+>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>", content)
+    history = client.get("/bulk-operations/").content.decode()
+    assert "Status: In Progress, Assignee: dana" in history
+    assert "<td>1 ticket</td>" in history
 
 
 def test_each_button_has_a_token_of_its_own(client, me):

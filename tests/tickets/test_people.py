@@ -63,11 +63,21 @@ def test_the_ticket_page_pickers_show_an_agent_everyone(client, people):
     assert picker_names(content, "assignee") == ["colleague", "helper", "req", "stranger", "zed"]
 
 
-def test_the_assign_menu_shows_a_requester_only_the_people_they_may_see(client, requester, people):
+def test_the_assign_menu_names_nobody_to_a_requester_who_may_not_assign(client, requester, people):
+    """A requester is not offered Assign at all (SPEC §2.1), so its picker lists nobody."""
     client.force_login(requester)
     ticket = Ticket.objects.get(requester=requester)
+    response = client.post("/tickets/bulk/", {"operation": "assign", "query": "", "ids": [ticket.pk]}, follow=True)
+    assert 'name="data-assignee_id"' not in response.content.decode()
+    assert "stranger" not in response.content.decode()
+    assert not BulkOperation.objects.exists()
+
+
+def test_the_assign_menu_shows_an_agent_everyone(client, people):
+    client.force_login(AgentFactory(username="zed"))
+    ticket = Ticket.objects.first()
     content = client.post("/tickets/bulk/", {"operation": "assign", "query": "", "ids": [ticket.pk]}).content.decode()
-    assert picker_names(content, "data-assignee_id") == ["— none —", "colleague", "helper", "req"]
+    assert picker_names(content, "data-assignee_id") == ["— none —", "colleague", "helper", "req", "stranger", "zed"]
 
 
 def test_an_invisible_user_id_gets_the_message_of_one_that_does_not_exist(client_for, requester, people):

@@ -117,12 +117,37 @@ def test_select_all_offers_every_matching_ticket_not_only_the_page(agent_client)
     assert 'name="select_across"' in content
 
 
-def test_the_action_menu_offers_every_ticket_operation_a_person_may_start(agent_client):
-    content = agent_client.get("/tickets/").content.decode()
-    offered = re.findall(r'<option value="(\w+)">', content.split('id="operation"')[1].split("</select>")[0])
-    assert sorted(offered) == sorted(public_names("tickets"))
-    assert {"update_status", "assign", "add_comment", "delete"} <= set(offered)
-    assert "revert" not in offered  # started from an operation's page, not from a selection
+def offered(client):
+    content = client.get("/tickets/").content.decode()
+    return re.findall(r'<option value="(\w+)">', content.split('id="operation"')[1].split("</select>")[0])
+
+
+def test_the_action_menu_offers_every_ticket_operation_a_person_may_start(client):
+    client.force_login(AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"]))
+    assert sorted(offered(client)) == sorted(public_names("tickets"))
+    assert {"update_status", "assign", "add_comment", "delete"} <= set(offered(client))
+    assert "revert" not in offered(client)  # started from an operation's page, not from a selection
+
+
+def test_an_agent_without_the_delete_permission_is_offered_neither_delete_nor_restore(agent_client):
+    assert sorted(offered(agent_client)) == sorted(set(public_names("tickets")) - {"delete", "restore"})
+
+
+def test_a_requester_is_offered_only_what_a_requester_may_do(client):
+    """Every other action would fail PERMISSION_DENIED on every item."""
+    client.force_login(UserFactory())
+    assert offered(client) == ["add_comment"]
+
+
+def test_a_requester_cannot_post_an_action_they_are_not_offered(client):
+    requester = UserFactory()
+    ticket = TicketFactory(requester=requester)
+    client.force_login(requester)
+    response = bulk(client, "delete", step="start", ids=[ticket.pk])
+    assert response.status_code == 302
+    assert "Select a valid choice" in html.unescape(client.get(response["Location"]).content.decode())
+    assert not BulkOperation.objects.exists()
+    assert Ticket.objects.get(pk=ticket.pk).is_deleted is False
 
 
 # --- the bulk action: form, confirmation, start ------------------------------------------
@@ -206,6 +231,63 @@ def test_only_offered_people_and_categories_can_be_chosen(agent_client):
     category = CategoryFactory()
     response = bulk(agent_client, "set_category", step="confirm", ids=[ticket.pk], **{"data-category_id": category.pk})
     assert "<dt>Category</dt><dd>" + category.name in response.content.decode()
+
+
+def preview_rows(response):
+    """The confirmation's preview table, row by row, as text."""
+    table = response.content.decode().split('id="change-preview"')[1].split("</table>")[0]
+    body = table.split("<tbody>")[1]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]
+
+
+def test_the_confirmation_shows_each_of_the_first_tickets_now_and_after_with_names(agent_client):
+    printers = CategoryFactory(name="Printers")
+    dana = UserFactory(username="dana")
+    first = TicketFactory(title="Jam", status="open", category=printers)
+    second = TicketFactory(title="Toner", status="pending", assignee=dana)
+    response = bulk(agent_client, "update_fields", step="confirm", ids=[second.pk, first.pk],
+                    **{"data-status": "resolved", "data-assignee_id": dana.pk})  # fmt: skip
+    content = response.content.decode()
+    assert '<th scope="col">Status</th><th scope="col">Assignee</th>' in content
+    assert preview_rows(response) == [
+        [str(first.pk), "Jam", "Open → Resolved", "none → dana"],
+        [str(second.pk), "Toner", "Pending → Resolved", "dana (no change)"],
+    ]
+    assert "danger" not in content
+
+
+def test_the_confirmation_lists_the_first_ten_tickets_and_says_how_many_more(agent_client):
+    tickets = TicketFactory.create_batch(12)
+    response = bulk(agent_client, "set_priority", step="confirm", ids=[t.pk for t in tickets],
+                    **{"data-priority": "high"})  # fmt: skip
+    rows = preview_rows(response)
+    assert [row[0] for row in rows] == [str(t.pk) for t in tickets[:10]]
+    assert rows[0][2] == "Normal → High"
+    assert "The first 10 of 12 tickets" in response.content.decode()
+    assert "…and 2 more." in response.content.decode()
+
+
+def test_the_delete_confirmation_warns_and_lists_the_tickets(client):
+    client.force_login(AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"]))
+    tickets = TicketFactory.create_batch(2)
+    response = bulk(client, "delete", step="confirm", ids=[t.pk for t in tickets])
+    content = response.content.decode()
+    assert '<div class="danger-zone" role="alert">' in content
+    assert '<strong id="confirm-count">2 tickets</strong> will be deleted.' in content
+    assert preview_rows(response) == [[str(t.pk), t.title] for t in tickets]
+    assert 'class="danger-primary">Delete 2 tickets</button>' in content
+    assert not Ticket.objects.filter(is_deleted=True).exists()
+
+
+def test_a_single_ticket_is_counted_in_the_singular(agent_client):
+    ticket = TicketFactory()
+    response = bulk(agent_client, step="confirm", ids=[ticket.pk], **{"data-status": "resolved"})
+    content = response.content.decode()
+    assert '<strong id="confirm-count">1 ticket</strong> will change.' in content
+    assert "Start on 1 ticket</button>" in content
 
 
 def test_going_back_from_the_confirmation_keeps_the_values(agent_client):
@@ -335,7 +417,9 @@ def test_restore_counts_and_starts_on_the_deleted_tickets_only(client, staff):
     assert list(op.items.values_list("target_id", flat=True)) == [str(t.pk) for t in deleted]
 
 
-def test_restoring_live_tickets_starts_nothing_and_says_why(agent_client):
+def test_restoring_live_tickets_starts_nothing_and_says_why(client):
+    agent_client = client
+    agent_client.force_login(AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"]))
     ticket = TicketFactory()
     response = bulk(agent_client, "restore", step="start", ids=[ticket.pk])
     assert response.status_code == 302

@@ -3,10 +3,10 @@
 (function () {
   "use strict";
   const pageBox = document.getElementById("select-page");
-  if (!pageBox) return;
+  const count = document.getElementById("selected-count");
+  if (!pageBox || !count) return; // no bulk action on offer: nothing to count
   const boxes = Array.from(document.querySelectorAll('input[name="ids"]'));
   const across = document.getElementById("select-across");
-  const count = document.getElementById("selected-count");
 
   function update() {
     const ticked = boxes.filter((box) => box.checked).length;
