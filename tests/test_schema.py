@@ -129,3 +129,12 @@ def test_the_docs_pages_load_their_scripts_from_our_own_static_files(url):
     assert "/static/drf_spectacular_sidecar/" in content
     scripts = re.findall(r'<script[^>]* src="([^"]+)"', content)
     assert scripts and all(src.startswith("/static/") for src in scripts), scripts  # offline: no CDN
+
+
+def test_path_ids_are_typed(schema):
+    def id_of(path):
+        return next(p["schema"] for p in schema["paths"][path]["get"]["parameters"] if p["in"] == "path")
+
+    assert id_of("/api/v1/tickets/{id}/") == {"type": "integer"}
+    assert id_of("/api/v1/metrics/{id}/") == {"type": "string", "format": "uuid"}
+    assert id_of("/api/v1/bulk-operations/{id}/") == {"type": "string", "format": "uuid"}

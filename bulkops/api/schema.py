@@ -69,9 +69,25 @@ def postprocess(result, generator, request, public):
     for path, methods in result.get("paths", {}).items():
         for operation in methods.values():
             document_errors(operation)
+            type_path_ids(operation)
         if path.endswith("/bulk-operations/") and "post" in methods:
             link_follow_ups(methods["post"])
     return result
+
+
+# A `{id}` matched by a lookup regex is typed by what the regex admits, not as any string.
+PATH_ID_TYPES = {
+    "^[0-9]+$": {"type": "integer"},
+    "^[0-9a-fA-F-]{36}$": {"type": "string", "format": "uuid"},
+    "^[0-9a-fA-F-]{32,36}$": {"type": "string", "format": "uuid"},
+}
+
+
+def type_path_ids(operation):
+    for parameter in operation.get("parameters", []):
+        typed = PATH_ID_TYPES.get(parameter["schema"].get("pattern")) if parameter["in"] == "path" else None
+        if typed:
+            parameter["schema"] = dict(typed)
 
 
 def document_errors(operation):
