@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 run: install
-	$(PY) -m bulkops.devserver --host $(HOST) --port $(PORT)
+	$(PY) -m config.devserver --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .
