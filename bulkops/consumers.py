@@ -15,9 +15,9 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from . import conf
 from .models import BulkOperation
 from .progress import completed_payload, group_name
 from .wsauth import read_ticket
@@ -45,7 +45,7 @@ def snapshot(user, op_id):
 
 
 def interval():
-    return settings.BULKOPS_PROGRESS_INTERVAL_MS / 1000
+    return conf.PROGRESS_INTERVAL_MS / 1000
 
 
 def reached(state):

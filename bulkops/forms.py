@@ -9,12 +9,11 @@ import re
 import secrets
 
 from django import forms
-from django.conf import settings
 from rest_framework import serializers
 
 from config.exceptions import first_message
 
-from . import errors, labels, registry, services
+from . import conf, errors, labels, registry, services
 from .api.serializers import ITEM_ERROR_CODES, CreateOperationSerializer, public_names
 from .labels import count_of, field_label
 
@@ -86,7 +85,7 @@ def menu(choices, empty="Any"):
 def snapshot_ids(queryset):
     """The selection, resolved now to ids in ascending order: one past the limit at most, so
     that the request serializer refuses an oversized one with its usual message."""
-    ids = queryset.order_by("pk").values_list("pk", flat=True)[: settings.BULKOPS_MAX_ITEMS + 1]
+    ids = queryset.order_by("pk").values_list("pk", flat=True)[: conf.MAX_ITEMS + 1]
     return [pk if isinstance(pk, int) else str(pk) for pk in ids]  # JSON ids, as the API takes them
 
 

@@ -10,11 +10,10 @@ import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import telemetry, webhooks
+from . import conf, telemetry, webhooks
 from .models import BulkOperation, BulkOperationItem, Execution
 
 log = logging.getLogger("bulkops")
@@ -67,7 +66,7 @@ def due(op_id):
     """Whether a progress event may go out now. The interval holds for the operation as a
     whole, not per process: N slices on N workers still publish at most one event per
     interval. A local check first spares Redis a round trip on most chunks."""
-    interval = settings.BULKOPS_PROGRESS_INTERVAL_MS
+    interval = conf.PROGRESS_INTERVAL_MS
     now = time.monotonic()
     if (now - _last_sent.get(op_id, -interval)) * 1000 < interval:
         return False

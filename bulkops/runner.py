@@ -14,12 +14,11 @@ import random
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from . import errors, progress, registry
+from . import conf, errors, progress, registry
 from .models import BulkOperation, BulkOperationItem, ItemStatus, Mode, Status
 from .operations import Context
 from .sql import update_rows
@@ -82,7 +81,7 @@ def configure_transaction():
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true)",
-                [f"{settings.BULKOPS_LOCK_TIMEOUT_MS}ms"],
+                [f"{conf.LOCK_TIMEOUT_MS}ms"],
             )
 
 

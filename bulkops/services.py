@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from . import errors, jobs, registry, runner
+from . import conf, errors, jobs, registry, runner
 from .models import ACTIVE, BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode, Status
 
 log = logging.getLogger("bulkops")
@@ -46,7 +45,7 @@ def fingerprint(body):
 
 def slice_count(total):
     """A few large slices: rq forks per job, so never one job per chunk."""
-    return max(1, min(settings.BULKOPS_MAX_SLICES, math.ceil(total / settings.BULKOPS_SLICE_MIN_ITEMS)))
+    return max(1, min(conf.MAX_SLICES, math.ceil(total / conf.SLICE_MIN_ITEMS)))
 
 
 def insert_items(op, ids, payloads=None):
@@ -81,7 +80,7 @@ def find_idempotent(user, key, body_fingerprint):
     existing = BulkOperation.objects.filter(user=user, idempotency_key=key).first()
     if existing is None:
         return None
-    if existing.created_at < timezone.now() - timedelta(hours=settings.BULKOPS_IDEMPOTENCY_HOURS):
+    if existing.created_at < timezone.now() - timedelta(hours=conf.IDEMPOTENCY_HOURS):
         BulkOperation.objects.filter(pk=existing.pk).update(idempotency_key=None)  # expired: free the key
         return None
     if existing.fingerprint != body_fingerprint:
@@ -106,7 +105,7 @@ def start_operation(user, request, *, idempotency_key=None, body_fingerprint="")
             existing = find_idempotent(user, idempotency_key, body_fingerprint)
             if existing:
                 return existing, False
-        if BulkOperation.objects.filter(user=user).active().count() >= settings.BULKOPS_MAX_ACTIVE_PER_USER:
+        if BulkOperation.objects.filter(user=user).active().count() >= conf.MAX_ACTIVE_PER_USER:
             raise errors.TooManyActive()
         sync = request.execution == Execution.SYNC
         op = BulkOperation.objects.create(

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import django_rq
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Sum
 from django.http import HttpResponse
@@ -31,7 +30,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
-from . import registry
+from . import conf, registry
 from .models import BulkOperation, BulkOperationItem, ItemStatus, Status
 
 log = logging.getLogger("bulkops")
@@ -206,7 +205,7 @@ def collector_registry():
 @require_GET
 def metrics_view(request):
     """Prometheus text format. Open, unless BULKOPS_METRICS_TOKEN asks for a bearer token."""
-    token = settings.BULKOPS_METRICS_TOKEN
+    token = conf.METRICS_TOKEN
     if token:
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, f"Bearer {token}".encode()):

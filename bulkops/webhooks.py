@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import django_rq
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rq import Retry, get_current_job
 
+from . import conf
 from .models import BulkOperation, WebhookSecret
 
 log = logging.getLogger("bulkops")
@@ -105,7 +105,7 @@ def check_url(url):
     except (OSError, UnicodeError):
         raise UnsafeURL(f"callback_url: cannot resolve {parts.hostname}.") from None
     addresses = tuple(dict.fromkeys(ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in infos))
-    if not settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE:
+    if not conf.WEBHOOK_ALLOW_PRIVATE:
         for address in addresses:
             if not is_public(address):
                 raise UnsafeURL(

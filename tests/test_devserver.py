@@ -15,8 +15,7 @@ from django.conf import settings
 from psycopg import sql
 from rq import Queue, Worker
 
-from config import devserver
-from config import defaults
+from config import defaults, devserver
 
 from .processes import ROOT, free_port, kill_group, wait_for
 from .processes import test_database_url as database_url  # the alias: pytest would collect test_*

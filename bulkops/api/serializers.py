@@ -1,13 +1,12 @@
 import json
 
 import django_filters
-from django.conf import settings
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import errors, registry, services, webhooks
+from .. import conf, errors, registry, services, webhooks
 from ..models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode
 from ..operations import StrictSerializer
 from ..services import Request
@@ -68,7 +67,7 @@ class CreateOperationSerializer(OptionsSerializer):
     operation_data = serializers.DictField(required=False, default=dict)
     mode = serializers.ChoiceField(choices=Mode.choices, default=Mode.PARTIAL)
     execution = serializers.ChoiceField(choices=Execution.choices, default=Execution.ASYNC)
-    batch_size = StrictIntegerField(min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, required=False)
+    batch_size = StrictIntegerField(min_value=1, max_value=conf.MAX_BATCH_SIZE, required=False)
     dry_run = StrictBooleanField(default=False)
 
     def __init__(self, *args, **kwargs):
@@ -88,9 +87,9 @@ class CreateOperationSerializer(OptionsSerializer):
         if not data.is_valid():
             raise serializers.ValidationError({"operation_data": data.errors})
         ids = self.selection(attrs, resource, definition)
-        if attrs["execution"] == Execution.SYNC and len(ids) > settings.BULKOPS_MAX_SYNC_ITEMS:
+        if attrs["execution"] == Execution.SYNC and len(ids) > conf.MAX_SYNC_ITEMS:
             raise serializers.ValidationError(
-                {"execution": [f"sync takes at most {settings.BULKOPS_MAX_SYNC_ITEMS} items; use async."]}
+                {"execution": [f"sync takes at most {conf.MAX_SYNC_ITEMS} items; use async."]}
             )
         return Request(
             resource_type=resource,
@@ -100,7 +99,7 @@ class CreateOperationSerializer(OptionsSerializer):
             metadata=attrs.get("metadata", {}),
             mode=attrs["mode"],
             execution=attrs["execution"],
-            batch_size=attrs.get("batch_size", settings.BULKOPS_DEFAULT_BATCH_SIZE),
+            batch_size=attrs.get("batch_size", conf.DEFAULT_BATCH_SIZE),
             dry_run=attrs["dry_run"],
             callback_url=attrs.get("callback_url", ""),
         )
@@ -138,7 +137,7 @@ class CreateOperationSerializer(OptionsSerializer):
         )
         if not filterset.is_valid():
             raise serializers.ValidationError({"filter": filterset.errors})
-        limit = settings.BULKOPS_MAX_ITEMS
+        limit = conf.MAX_ITEMS
         ids = list(filterset.qs.order_by("pk").values_list("pk", flat=True)[: limit + 1])
         if not ids:
             raise serializers.ValidationError({"filter": ["The filter matches nothing."]})
@@ -178,8 +177,8 @@ def parse_ids(raw, definition, key="ids"):
     """Validate a list of ids: not empty, not too many, right type, no duplicates."""
     if not raw:
         raise serializers.ValidationError({key: ["The selection is empty."]})
-    if len(raw) > settings.BULKOPS_MAX_ITEMS:
-        raise serializers.ValidationError({key: [f"At most {settings.BULKOPS_MAX_ITEMS} items per operation."]})
+    if len(raw) > conf.MAX_ITEMS:
+        raise serializers.ValidationError({key: [f"At most {conf.MAX_ITEMS} items per operation."]})
     field, ids, seen = definition.id_field(), [], {}
     json_type = ID_TYPES.get(definition.id_field, (int, str))
     for position, value in enumerate(raw):
