@@ -11,8 +11,6 @@ import secrets
 from django import forms
 from rest_framework import serializers
 
-from config.exceptions import first_message
-
 from . import conf, errors, labels, registry, services
 from .api.serializers import ITEM_ERROR_CODES, CreateOperationSerializer, public_names
 from .labels import count_of, field_label
@@ -245,7 +243,7 @@ class OperationForm(OnceForm):
             body["metadata"] = {"description": self.cleaned_data["description"]}
         bulk_request = CreateOperationSerializer(data=body, context={"request": request})
         if not bulk_request.is_valid():
-            self.add_error(None, first_message(bulk_request.errors))
+            self.add_error(None, errors.first_message(bulk_request.errors))
             return None, False
         try:
             return services.start_operation(request.user, bulk_request.validated_data, **self.once())

@@ -2,8 +2,9 @@
 
 from rest_framework import serializers
 
-from config.parsers import NUL, NUL_MESSAGE
-
+# PostgreSQL stores NUL in neither text nor jsonb: every door refuses it with this message.
+NUL = "\x00"
+NUL_MESSAGE = "Text cannot contain NUL (\\u0000) characters."
 MAX_IDEMPOTENCY_KEY = 255  # the column's length
 
 

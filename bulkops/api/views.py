@@ -9,8 +9,6 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.throttling import ScopedRateThrottle
-
 from .. import errors, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
@@ -30,6 +28,7 @@ from .serializers import (
     SummarySerializer,
     WebhookSecretSerializer,
 )
+from .throttling import ScopedRateThrottle
 
 # `changed`: true, or false for an item that succeeded without changing anything; empty otherwise.
 CSV_COLUMNS = ["position", "item_id", "status", "error_code", "error_message", "processed_at", "changed"]
