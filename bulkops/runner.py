@@ -18,7 +18,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from . import conf, errors, progress, registry
+from . import conf, errors, registry, signals
 from .models import BulkOperation, BulkOperationItem, ItemStatus, Mode, Status
 from .operations import Context
 from .sql import update_rows
@@ -336,7 +336,7 @@ def run_range(op, definition, ctx, lo, hi, status):
             "chunk processed",
             extra={"operation_id": str(op.pk), "user_id": op.user_id, "items": len(positions), "seconds": seconds},
         )
-        progress.chunk_done(op, seconds, last_position=positions[-1])
+        signals.chunk_committed.send(BulkOperation, op=op, seconds=seconds, last_position=positions[-1])
         if len(positions) < op.batch_size or cursor >= hi:
             break  # the range is done (or another slice holds the rest): spare an empty claim
     return status, taken
@@ -490,5 +490,5 @@ def finalize(op_id, *, error=""):
             op.cancelled_at = None  # a cancel that arrived too late to stop anything
         op.heartbeat_at = now
         op.save()
-        transaction.on_commit(lambda: progress.operation_finished(op))
+        transaction.on_commit(lambda: signals.operation_finished.send(BulkOperation, op=op))
     return op

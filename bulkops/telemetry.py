@@ -95,13 +95,28 @@ OPERATION_SECONDS = SharedHistogram(
 HISTOGRAMS = (CHUNK_SECONDS, OPERATION_SECONDS)
 
 
-def observe_chunk(seconds):
+def observe_chunk(seconds, **signal):
+    """`chunk_committed`: the chunk's duration."""
     CHUNK_SECONDS.observe(seconds)
 
 
-def operation_finished(op):
+def operation_finished(op, **signal):
+    """`operation_finished`: its duration, and one log line with its outcome."""
     if op.duration_seconds is not None:  # None: cancelled before it started
         OPERATION_SECONDS.observe(op.duration_seconds)
+    log.info(
+        "operation finished",
+        extra={
+            "operation_id": str(op.pk),
+            "user_id": op.user_id,
+            "status": op.status,
+            "total_items": op.total_items,
+            "successful_items": op.successful_items,
+            "failed_items": op.failed_items,
+            "skipped_items": op.skipped_items,
+            "duration_seconds": op.duration_seconds,
+        },
+    )
 
 
 # --- what a scrape reads ---------------------------------------------------------------------

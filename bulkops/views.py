@@ -15,10 +15,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import errors, labels, registry, services
-from .api.serializers import MAX_ERRORS, operation_links
 from .filtersets import BulkOperationFilterSet
 from .forms import DATA, START, OnceForm, RetryForm, RevertForm, label_of, menu, page_filters
 from .models import BulkOperation, ItemStatus
+from .representation import MAX_ERRORS, operation_links
 
 RESUBMITTED = "This form was submitted before: this is the operation it started; nothing new was started."
 PAGE_SIZE = 25

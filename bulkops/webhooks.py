@@ -32,6 +32,7 @@ from rq import Retry, get_current_job
 
 from . import conf
 from .models import BulkOperation, WebhookSecret
+from .representation import OperationSerializer
 
 log = logging.getLogger("bulkops")
 QUEUE = "default"
@@ -126,8 +127,8 @@ def signature(secret, body):
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def on_operation_finished(op):
-    """The finish hook: queue the delivery, once, if the operation asked for one."""
+def on_operation_finished(op, **signal):
+    """`operation_finished`: queue the delivery, once, if the operation asked for one."""
     if not op.callback_url:
         return
     # Claim first: a second call (a re-run finalize) finds `webhook` already set and stops.
@@ -148,8 +149,6 @@ def on_operation_finished(op):
 
 def render(op):
     """The final status representation, as the status endpoint shows it (without `webhook`)."""
-    from .api.serializers import OperationSerializer  # late: the API imports this module
-
     data = OperationSerializer(op).data
     data.pop("webhook", None)
     return JSONRenderer().render(data)

@@ -1,20 +1,16 @@
 import json
 
 import django_filters
-from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import conf, errors, registry, services, webhooks
-from ..models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode
+from ..models import Execution, Mode
 from ..operations import StrictSerializer
 from ..services import Request
-from ..wsauth import make_ticket
-from .mixins import FieldSelectionMixin, StrictBooleanField, StrictIntegerField
+from .mixins import StrictBooleanField, StrictIntegerField
 
 ID_ALIASES = {"ids": None, "ticket_ids": "tickets", "metric_ids": "metrics"}
-MAX_ERRORS = 100
 # What a JSON id may be, by the operation's id field: `"5"` is not a ticket id, nor 5 a metric id.
 ID_TYPES = {serializers.IntegerField: int, serializers.UUIDField: str}
 MAX_INT_ID = 2**63 - 1  # bigint: anything larger cannot exist, and would not fit the query
@@ -201,113 +197,6 @@ def parse_ids(raw, definition, key="ids"):
         seen[parsed] = position
         ids.append(parsed)
     return ids
-
-
-def operation_links(request, op):
-    """Where to find the operation; absolute when there is a request to build them from."""
-    absolute = request.build_absolute_uri if request is not None else str
-    links = {
-        "self": absolute(reverse("bulk-operation-detail", kwargs={"pk": op.pk})),
-        "items": absolute(reverse("bulk-operation-items", kwargs={"pk": op.pk})),
-        "items_csv": absolute(reverse("bulk-operation-items-csv", kwargs={"pk": op.pk})),
-        "page": absolute(reverse("bulkops:operation", kwargs={"op_id": op.pk})),
-        "websocket": f"/ws/bulk-operations/{op.pk}/",
-    }
-    if request is not None:
-        scheme = "wss" if request.is_secure() else "ws"
-        ticket = make_ticket(request.user, op.pk)
-        links["websocket"] = f"{scheme}://{request.get_host()}{links['websocket']}?ticket={ticket}"
-    return links
-
-
-LINKS_SCHEMA = {
-    "type": "object",
-    "properties": {k: {"type": "string"} for k in ("self", "items", "items_csv", "page", "websocket")},
-}
-
-
-class ItemSerializer(serializers.ModelSerializer):
-    item_id = serializers.CharField(source="target_id")
-
-    class Meta:
-        model = BulkOperationItem
-        fields = ["position", "item_id", "status", "error_code", "error_message", "processed_at", "result"]
-
-
-class ErrorSerializer(serializers.ModelSerializer):
-    item_id = serializers.CharField(source="target_id")
-
-    class Meta:
-        model = BulkOperationItem
-        fields = ["item_id", "position", "error_code", "error_message"]
-
-
-class CreatedSerializer(serializers.ModelSerializer):
-    """The 202 answer to a create: where to look next."""
-
-    operation_id = serializers.UUIDField(source="id")
-    estimated_completion = serializers.DateTimeField(allow_null=True)
-    links = serializers.SerializerMethodField()
-
-    class Meta:
-        model = BulkOperation
-        fields = ["operation_id", "status", "total_items", "created_at", "estimated_completion", "links"]
-
-    @extend_schema_field(LINKS_SCHEMA)
-    def get_links(self, op):
-        return operation_links(self.context.get("request"), op)
-
-
-class SummarySerializer(FieldSelectionMixin, serializers.ModelSerializer):
-    """An operation in the history list."""
-
-    operation_id = serializers.UUIDField(source="id")
-    user = serializers.IntegerField(source="user_id")
-    progress_percentage = serializers.IntegerField()
-    success_rate = serializers.FloatField()
-    duration_seconds = serializers.FloatField(allow_null=True)
-    reverts = serializers.UUIDField(source="reverts_id", allow_null=True)
-    retry_of = serializers.UUIDField(source="retry_of_id", allow_null=True)
-
-    class Meta:
-        model = BulkOperation
-        fields = [
-            "operation_id", "user", "resource_type", "operation_type", "mode", "execution", "dry_run", "status",
-            "total_items", "processed_items", "successful_items", "unchanged_items", "failed_items", "skipped_items",
-            "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
-            "duration_seconds", "reverts", "retry_of",
-        ]  # fmt: skip
-
-
-class OperationSerializer(SummarySerializer):
-    """The status representation (SPEC §4)."""
-
-    estimated_completion = serializers.DateTimeField(allow_null=True)
-    errors = serializers.SerializerMethodField()
-    links = serializers.SerializerMethodField()
-
-    class Meta(SummarySerializer.Meta):
-        fields = [
-            *SummarySerializer.Meta.fields, "operation_data", "metadata", "batch_size", "estimated_completion",
-            "error", "callback_url", "webhook", "errors", "links",
-        ]  # fmt: skip
-
-    @extend_schema_field(ErrorSerializer(many=True))
-    def get_errors(self, op):
-        failed = op.items.filter(status=ItemStatus.FAILED).order_by("position")[:MAX_ERRORS]
-        return ErrorSerializer(failed, many=True).data
-
-    @extend_schema_field(LINKS_SCHEMA)
-    def get_links(self, op):
-        return operation_links(self.context.get("request"), op)
-
-
-class CancelledSerializer(serializers.ModelSerializer):
-    operation_id = serializers.UUIDField(source="id")
-
-    class Meta:
-        model = BulkOperation
-        fields = ["operation_id", "status", "processed_items", "cancelled_at"]
 
 
 class StatsSerializer(serializers.Serializer):

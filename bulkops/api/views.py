@@ -12,20 +12,22 @@ from rest_framework.response import Response
 from .. import errors, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
+from ..representation import (
+    CancelledSerializer,
+    CreatedSerializer,
+    ItemSerializer,
+    OperationSerializer,
+    SummarySerializer,
+)
 from .mixins import idempotency_key
 from .pagination import ItemPagination, OperationPagination
 from .schema import OPERATION_OR_REPLAY, OperationSchema
 from .serializers import (
-    CancelledSerializer,
-    CreatedSerializer,
     CreateOperationSerializer,
     ErrorBodySerializer,
-    ItemSerializer,
-    OperationSerializer,
     RetryFollowUpSerializer,
     RevertFollowUpSerializer,
     StatsSerializer,
-    SummarySerializer,
     WebhookSecretSerializer,
 )
 from .throttling import ScopedRateThrottle
