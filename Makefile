@@ -23,6 +23,7 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports  # the import contracts in pyproject.toml
 
 test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
