@@ -11,7 +11,7 @@ import secrets
 from django import forms
 from rest_framework import serializers
 
-from . import conf, errors, labels, registry, services
+from . import conf, errors, followups, labels, registry, services
 from .api.serializers import ITEM_ERROR_CODES, CreateOperationSerializer, public_names
 from .labels import count_of, field_label
 
@@ -176,7 +176,7 @@ class RetryForm(OnceForm):
             field.choices = [(code, code) for code in ITEM_ERROR_CODES]
         else:
             field.choices = [(code, f"{code} ({count_of(n, 'items')})") for code, n in counts.items()]
-            self.initial["codes"] = [code for code in counts if code in services.RETRYABLE]
+            self.initial["codes"] = [code for code in counts if code in followups.RETRYABLE]
 
     def options(self):
         if not self.is_valid():  # the token always validates: the codes are what can be wrong

@@ -4,7 +4,7 @@ import django_filters
 from django.utils.datastructures import MultiValueDict
 from rest_framework import serializers
 
-from .. import conf, errors, registry, services, webhooks
+from .. import conf, errors, followups, registry, webhooks
 from ..models import Execution, Mode
 from ..operations import StrictSerializer
 from ..services import Request
@@ -223,7 +223,7 @@ class RetryFollowUpSerializer(FollowUpSerializer):
         required=False,
         allow_empty=False,
         help_text="Retry the items that failed with these codes; default: those a retry can change "
-        f"({', '.join(services.RETRYABLE)})",
+        f"({', '.join(followups.RETRYABLE)})",
     )
 
 

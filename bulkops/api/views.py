@@ -9,7 +9,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from .. import errors, services, webhooks
+from .. import errors, followups, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
 from ..representation import (
@@ -149,7 +149,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def revert(self, request, pk=None):
-        return self.follow_up(request, services.revert_operation, "revert", RevertFollowUpSerializer)
+        return self.follow_up(request, followups.revert_operation, "revert", RevertFollowUpSerializer)
 
     @extend_schema(
         request=RetryFollowUpSerializer,
@@ -160,7 +160,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        return self.follow_up(request, services.retry_operation, "retry", RetryFollowUpSerializer)
+        return self.follow_up(request, followups.retry_operation, "retry", RetryFollowUpSerializer)
 
     @extend_schema(responses={200: WebhookSecretSerializer})
     @action(
