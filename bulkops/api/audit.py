@@ -1,3 +1,5 @@
+"""The history entry shape every domain app's audit endpoint shows."""
+
 from rest_framework import serializers
 
 from ..representation import FieldSelectionMixin

@@ -1,3 +1,5 @@
+"""What the operations API reads: create, revert and retry bodies, selections, error bodies."""
+
 import json
 
 import django_filters

@@ -1,3 +1,5 @@
+"""The bulk operations API (`/api/v1/bulk-operations/`): create, status, list, cancel, items, revert, retry."""
+
 import csv
 import uuid
 
