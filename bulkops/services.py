@@ -1,5 +1,7 @@
-"""Starting and cancelling operations: what the API, pages and admin call (bulkops/followups.py
-reverts and retries them)."""
+"""Starting and cancelling operations: what the API, pages and admin call.
+
+Reverting and retrying them is bulkops/followups.py; the helpers at the end are what the
+domain apps' revert operations borrow."""
 
 import hashlib
 import json
