@@ -18,11 +18,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 run: install
-	$(PY) -m bulkops.devserver --host $(HOST) --port $(PORT)
+	$(PY) -m config.devserver --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports  # the import contracts in pyproject.toml
 
 test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)

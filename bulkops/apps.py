@@ -1,3 +1,5 @@
+"""The engine's app: registers the domain apps' operations and connects the subscribers."""
+
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
@@ -9,3 +11,19 @@ class BulkopsConfig(AppConfig):
         # Domain apps declare their bulk operations in <app>/operations.py, and what the
         # batch endpoints do with their records in <app>/batch.py.
         autodiscover_modules("operations", "batch")
+        self.connect_subscribers()
+
+    def connect_subscribers(self):
+        """The engine sends signals and names no subscriber. Imported here, once the models are
+        loaded (the subscribers use them at import). Connected in this order, they run in it:
+        telemetry, then progress, then the webhook — as the runner called them before."""
+        from . import progress, signals, telemetry, webhooks
+
+        for signal, receiver in (
+            (signals.chunk_committed, telemetry.observe_chunk),
+            (signals.chunk_committed, progress.chunk_done),
+            (signals.operation_finished, telemetry.operation_finished),
+            (signals.operation_finished, progress.operation_finished),
+            (signals.operation_finished, webhooks.on_operation_finished),
+        ):
+            signal.connect(receiver, dispatch_uid=f"{receiver.__module__}.{receiver.__name__}")

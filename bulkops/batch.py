@@ -17,8 +17,6 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from config.exceptions import first_message
-
 from . import errors, services
 from .models import Execution, ItemStatus, Mode
 from .operations import Operation
@@ -91,7 +89,7 @@ def resource_types():
 def validated(serializer):
     """The validated data, or the item fails VALIDATION_ERROR with the single endpoint's message."""
     if not serializer.is_valid():
-        raise errors.ValidationFailed(first_message(serializer.errors))
+        raise errors.ValidationFailed(errors.first_message(serializer.errors))
     return serializer.validated_data
 
 

@@ -15,11 +15,12 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from . import conf
 from .models import BulkOperation
-from .progress import completed_payload, group_name
+from .progress import group_name
+from .representation import OperationSerializer, completed_payload
 from .wsauth import read_ticket
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -35,8 +36,6 @@ def ticket_user(ticket, op_id):
 @database_sync_to_async
 def snapshot(user, op_id):
     """(status representation, completed event or None), or None if `user` may not see it."""
-    from .api.serializers import OperationSerializer  # the API imports this app's modules
-
     op = BulkOperation.objects.visible_to(user).filter(pk=op_id).first()
     if op is None:
         return None
@@ -45,7 +44,7 @@ def snapshot(user, op_id):
 
 
 def interval():
-    return settings.BULKOPS_PROGRESS_INTERVAL_MS / 1000
+    return conf.PROGRESS_INTERVAL_MS / 1000
 
 
 def reached(state):

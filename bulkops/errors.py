@@ -106,3 +106,22 @@ def from_database(exc):
     """The item error for a write the database refused (a constraint, a trigger)."""
     code = VALIDATION_ERROR if (sqlstate(exc) or "")[:2] in {"22", "23"} else INTERNAL_ERROR
     return ItemError(first_line(exc), code=code)
+
+
+def first_message(data, prefix=""):
+    """The first leaf message of a DRF validation error, prefixed with where it is."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "non_field_errors":
+                where = prefix
+            elif isinstance(key, int) or str(key).isdigit():  # DRF reports list errors by index
+                where = f"{prefix}[{key}] "
+            else:
+                where = f"{prefix}{key}: "
+            return first_message(value, where)
+    if isinstance(data, list) and data:
+        for index, value in enumerate(data):
+            if value:
+                nested = isinstance(value, (dict, list))
+                return first_message(value, f"{prefix}[{index}] " if nested else prefix)
+    return f"{prefix}{data}".strip()

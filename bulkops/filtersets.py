@@ -1,3 +1,5 @@
+"""Filtersets: strict ones for the domain apps' selections, and the operation history's."""
+
 from datetime import UTC
 
 import django_filters

@@ -9,12 +9,9 @@ import re
 import secrets
 
 from django import forms
-from django.conf import settings
 from rest_framework import serializers
 
-from config.exceptions import first_message
-
-from . import errors, labels, registry, services
+from . import conf, errors, followups, labels, registry, services
 from .api.serializers import ITEM_ERROR_CODES, CreateOperationSerializer, public_names
 from .labels import count_of, field_label
 
@@ -86,7 +83,7 @@ def menu(choices, empty="Any"):
 def snapshot_ids(queryset):
     """The selection, resolved now to ids in ascending order: one past the limit at most, so
     that the request serializer refuses an oversized one with its usual message."""
-    ids = queryset.order_by("pk").values_list("pk", flat=True)[: settings.BULKOPS_MAX_ITEMS + 1]
+    ids = queryset.order_by("pk").values_list("pk", flat=True)[: conf.MAX_ITEMS + 1]
     return [pk if isinstance(pk, int) else str(pk) for pk in ids]  # JSON ids, as the API takes them
 
 
@@ -179,7 +176,7 @@ class RetryForm(OnceForm):
             field.choices = [(code, code) for code in ITEM_ERROR_CODES]
         else:
             field.choices = [(code, f"{code} ({count_of(n, 'items')})") for code, n in counts.items()]
-            self.initial["codes"] = [code for code in counts if code in services.RETRYABLE]
+            self.initial["codes"] = [code for code in counts if code in followups.RETRYABLE]
 
     def options(self):
         if not self.is_valid():  # the token always validates: the codes are what can be wrong
@@ -246,7 +243,7 @@ class OperationForm(OnceForm):
             body["metadata"] = {"description": self.cleaned_data["description"]}
         bulk_request = CreateOperationSerializer(data=body, context={"request": request})
         if not bulk_request.is_valid():
-            self.add_error(None, first_message(bulk_request.errors))
+            self.add_error(None, errors.first_message(bulk_request.errors))
             return None, False
         try:
             return services.start_operation(request.user, bulk_request.validated_data, **self.once())

@@ -4,13 +4,12 @@ import logging
 from datetime import timedelta
 
 import django_rq
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 
-from . import retention, runner
+from . import conf, retention, runner
 from .models import BulkOperation, Execution, Status
 
 log = logging.getLogger("bulkops")
@@ -82,7 +81,7 @@ def will_run(job, pending, cutoff):
 
 
 def stale_cutoff():
-    return timezone.now() - timedelta(seconds=settings.BULKOPS_STALE_AFTER)
+    return timezone.now() - timedelta(seconds=conf.STALE_AFTER)
 
 
 def recover_stale():
@@ -120,7 +119,7 @@ def maintenance():
 def sweep_interval():
     """Seconds between two sweeps: short enough that a resumed operation starts within
     BULKOPS_STALE_AFTER + 15 s of its last heartbeat."""
-    return max(1, min(5, settings.BULKOPS_STALE_AFTER // 2))
+    return max(1, min(5, conf.STALE_AFTER // 2))
 
 
 def sweep_if_due():

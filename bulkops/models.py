@@ -1,3 +1,5 @@
+"""The engine's tables: an operation, its items, and each user's webhook secret."""
+
 import uuid
 from datetime import timedelta
 

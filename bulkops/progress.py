@@ -10,12 +10,11 @@ import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
-from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import telemetry, webhooks
+from . import conf, telemetry
 from .models import BulkOperation, BulkOperationItem, Execution
+from .representation import completed_payload, progress_payload
 
 log = logging.getLogger("bulkops")
 _last_sent = {}
@@ -33,41 +32,11 @@ def send(op_id, message):
         log.warning("progress event not delivered", extra={"operation_id": str(op_id)}, exc_info=True)
 
 
-def progress_payload(op, current_item_id=None):
-    return {
-        "type": "progress_update",
-        "operation_id": str(op.pk),
-        "status": op.status,
-        "processed_items": op.processed_items,
-        "successful_items": op.successful_items,
-        "unchanged_items": op.unchanged_items,
-        "failed_items": op.failed_items,
-        "skipped_items": op.skipped_items,
-        "total_items": op.total_items,
-        "progress_percentage": op.progress_percentage,
-        "current_item_id": current_item_id,
-        "estimated_completion": op.estimated_completion.isoformat() if op.estimated_completion else None,
-        "timestamp": timezone.now().isoformat(),
-    }
-
-
-def completed_payload(op):
-    return {
-        "type": "operation_completed",
-        "operation_id": str(op.pk),
-        "final_status": op.status,
-        "successful_items": op.successful_items,
-        "failed_items": op.failed_items,
-        "skipped_items": op.skipped_items,
-        "completed_at": op.completed_at.isoformat() if op.completed_at else None,
-    }
-
-
 def due(op_id):
     """Whether a progress event may go out now. The interval holds for the operation as a
     whole, not per process: N slices on N workers still publish at most one event per
     interval. A local check first spares Redis a round trip on most chunks."""
-    interval = settings.BULKOPS_PROGRESS_INTERVAL_MS
+    interval = conf.PROGRESS_INTERVAL_MS
     now = time.monotonic()
     if (now - _last_sent.get(op_id, -interval)) * 1000 < interval:
         return False
@@ -78,10 +47,9 @@ def due(op_id):
         return False  # Redis is down: the event could not be delivered anyway
 
 
-def chunk_done(op, seconds, last_position=None):
-    """After a chunk commits: publish progress unless one went out less than the interval ago
-    (or the operation is synchronous: its id reaches the client only with the result)."""
-    telemetry.observe_chunk(seconds)
+def chunk_done(op, last_position=None, **signal):
+    """After a chunk commits (`chunk_committed`): publish progress unless one went out less than
+    the interval ago (or the operation is synchronous: its id reaches the client only with the result)."""
     if op.execution == Execution.SYNC or not due(op.pk):
         return
     fresh = BulkOperation.objects.get(pk=op.pk)
@@ -93,23 +61,9 @@ def chunk_done(op, seconds, last_position=None):
     send(op.pk, {"type": "operation.progress", "payload": progress_payload(fresh, last)})
 
 
-def operation_finished(op):
+def operation_finished(op, **signal):
+    """The last progress event and the completion event (`operation_finished`)."""
     _last_sent.pop(op.pk, None)
-    telemetry.operation_finished(op)
-    log.info(
-        "operation finished",
-        extra={
-            "operation_id": str(op.pk),
-            "user_id": op.user_id,
-            "status": op.status,
-            "total_items": op.total_items,
-            "successful_items": op.successful_items,
-            "failed_items": op.failed_items,
-            "skipped_items": op.skipped_items,
-            "duration_seconds": op.duration_seconds,
-        },
-    )
     if op.execution != Execution.SYNC:  # nobody can be listening: the id was not out yet
         send(op.pk, {"type": "operation.progress", "payload": progress_payload(op)})
         send(op.pk, {"type": "operation.completed", "payload": completed_payload(op)})
-    webhooks.on_operation_finished(op)

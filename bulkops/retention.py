@@ -10,9 +10,9 @@ import logging
 import re
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
+from . import conf
 from .models import FINISHED, BulkOperation, BulkOperationItem
 
 log = logging.getLogger("bulkops")
@@ -35,7 +35,7 @@ def delete_old_operations(older_than=None, *, limit=None):
     BULKOPS_RETENTION_DAYS), at most `limit` of them, with their items.
 
     Returns (operations, items) deleted."""
-    cutoff = timezone.now() - (older_than or timedelta(days=settings.BULKOPS_RETENTION_DAYS))
+    cutoff = timezone.now() - (older_than or timedelta(days=conf.RETENTION_DAYS))
     old = BulkOperation.objects.filter(status__in=FINISHED, created_at__lt=cutoff).order_by("created_at")
     operations = items = 0
     while limit is None or operations < limit:

@@ -1,3 +1,5 @@
+"""The WebSocket URL of an operation's live progress."""
+
 from django.urls import path
 
 from .consumers import OperationConsumer

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import django_rq
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Sum
 from django.http import HttpResponse
@@ -31,7 +30,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
-from . import registry
+from . import conf, registry
 from .models import BulkOperation, BulkOperationItem, ItemStatus, Status
 
 log = logging.getLogger("bulkops")
@@ -96,13 +95,28 @@ OPERATION_SECONDS = SharedHistogram(
 HISTOGRAMS = (CHUNK_SECONDS, OPERATION_SECONDS)
 
 
-def observe_chunk(seconds):
+def observe_chunk(seconds, **signal):
+    """`chunk_committed`: the chunk's duration."""
     CHUNK_SECONDS.observe(seconds)
 
 
-def operation_finished(op):
+def operation_finished(op, **signal):
+    """`operation_finished`: its duration, and one log line with its outcome."""
     if op.duration_seconds is not None:  # None: cancelled before it started
         OPERATION_SECONDS.observe(op.duration_seconds)
+    log.info(
+        "operation finished",
+        extra={
+            "operation_id": str(op.pk),
+            "user_id": op.user_id,
+            "status": op.status,
+            "total_items": op.total_items,
+            "successful_items": op.successful_items,
+            "failed_items": op.failed_items,
+            "skipped_items": op.skipped_items,
+            "duration_seconds": op.duration_seconds,
+        },
+    )
 
 
 # --- what a scrape reads ---------------------------------------------------------------------
@@ -206,7 +220,7 @@ def collector_registry():
 @require_GET
 def metrics_view(request):
     """Prometheus text format. Open, unless BULKOPS_METRICS_TOKEN asks for a bearer token."""
-    token = settings.BULKOPS_METRICS_TOKEN
+    token = conf.METRICS_TOKEN
     if token:
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, f"Bearer {token}".encode()):

@@ -14,11 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import errors, labels, registry, services
-from .api.serializers import MAX_ERRORS, operation_links
+from . import errors, followups, labels, registry, services
 from .filtersets import BulkOperationFilterSet
 from .forms import DATA, START, OnceForm, RetryForm, RevertForm, label_of, menu, page_filters
 from .models import BulkOperation, ItemStatus
+from .representation import MAX_ERRORS, operation_links
 
 RESUBMITTED = "This form was submitted before: this is the operation it started; nothing new was started."
 PAGE_SIZE = 25
@@ -72,8 +72,8 @@ def revertible(op):
         op.is_finished
         and op.successful_items > 0
         and not op.dry_run
-        and registry.get(op.resource_type, services.REVERT) is not None
-        and services.done_follow_up(op.reverted_by) is None
+        and registry.get(op.resource_type, followups.REVERT) is not None
+        and followups.done_follow_up(op.reverted_by) is None
     )
 
 
@@ -85,9 +85,9 @@ def preview_of_revert(op):
 def retry_choices(op):
     """{error code: count} a retry of `op` could take; empty once it was retried, and for a
     revert's preview (its failures are the revert's to show, not to retry)."""
-    if not op.is_finished or (op.dry_run and op.reverts_id) or services.done_follow_up(op.retried_by) is not None:
+    if not op.is_finished or (op.dry_run and op.reverts_id) or followups.done_follow_up(op.retried_by) is not None:
         return {}
-    return services.retry_choices(op)
+    return followups.retry_choices(op)
 
 
 @login_required
@@ -182,10 +182,10 @@ def revert(request, op_id):
     """The revert, or its preview (a dry-run revert) when the form says `dry_run`."""
     form = RevertForm.posted(request.POST, op_id)
     done = "Previewing the revert of" if form.preview else "Reverting"
-    return follow_up(request, op_id, services.revert_operation, form, done)
+    return follow_up(request, op_id, followups.revert_operation, form, done)
 
 
 @login_required
 @require_POST
 def retry(request, op_id):
-    return follow_up(request, op_id, services.retry_operation, RetryForm(request.POST, op_id=op_id), "Retrying")
+    return follow_up(request, op_id, followups.retry_operation, RetryForm(request.POST, op_id=op_id), "Retrying")

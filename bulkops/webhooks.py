@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import django_rq
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rq import Retry, get_current_job
 
+from . import conf
 from .models import BulkOperation, WebhookSecret
+from .representation import OperationSerializer
 
 log = logging.getLogger("bulkops")
 QUEUE = "default"
@@ -105,7 +106,7 @@ def check_url(url):
     except (OSError, UnicodeError):
         raise UnsafeURL(f"callback_url: cannot resolve {parts.hostname}.") from None
     addresses = tuple(dict.fromkeys(ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in infos))
-    if not settings.BULKOPS_WEBHOOK_ALLOW_PRIVATE:
+    if not conf.WEBHOOK_ALLOW_PRIVATE:
         for address in addresses:
             if not is_public(address):
                 raise UnsafeURL(
@@ -126,8 +127,8 @@ def signature(secret, body):
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def on_operation_finished(op):
-    """The finish hook: queue the delivery, once, if the operation asked for one."""
+def on_operation_finished(op, **signal):
+    """`operation_finished`: queue the delivery, once, if the operation asked for one."""
     if not op.callback_url:
         return
     # Claim first: a second call (a re-run finalize) finds `webhook` already set and stops.
@@ -148,8 +149,6 @@ def on_operation_finished(op):
 
 def render(op):
     """The final status representation, as the status endpoint shows it (without `webhook`)."""
-    from .api.serializers import OperationSerializer  # late: the API imports this module
-
     data = OperationSerializer(op).data
     data.pop("webhook", None)
     return JSONRenderer().render(data)

@@ -1,7 +1,8 @@
 """Short-lived signed tickets for WebSocket URLs: never the long-lived token in a URL."""
 
-from django.conf import settings
 from django.core import signing
+
+from . import conf
 
 SALT = "bulkops.websocket"
 
@@ -13,7 +14,7 @@ def make_ticket(user, op_id):
 def read_ticket(value, op_id):
     """The user id the ticket was issued to for this operation, or None if invalid or expired."""
     try:
-        raw = signing.TimestampSigner(salt=SALT).unsign(value, max_age=settings.BULKOPS_WS_TICKET_MAX_AGE)
+        raw = signing.TimestampSigner(salt=SALT).unsign(value, max_age=conf.WS_TICKET_MAX_AGE)
     except signing.BadSignature:
         return None
     user_id, _, ticket_op = raw.partition(":")

@@ -6,7 +6,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from bulkops.errors import ItemError
+from bulkops.errors import ItemError, first_message
 
 CODES = {
     exceptions.ParseError: "MALFORMED_REQUEST",
@@ -52,22 +52,3 @@ def error_body(code, message, details=None):
 def error_response(status, code, message, details=None):
     """The same body outside DRF (middleware, error pages)."""
     return JsonResponse(error_body(code, message, details), status=status)
-
-
-def first_message(data, prefix=""):
-    """The first leaf message of a DRF validation error, prefixed with where it is."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key == "non_field_errors":
-                where = prefix
-            elif isinstance(key, int) or str(key).isdigit():  # DRF reports list errors by index
-                where = f"{prefix}[{key}] "
-            else:
-                where = f"{prefix}{key}: "
-            return first_message(value, where)
-    if isinstance(data, list) and data:
-        for index, value in enumerate(data):
-            if value:
-                nested = isinstance(value, (dict, list))
-                return first_message(value, f"{prefix}[{index}] " if nested else prefix)
-    return f"{prefix}{data}".strip()

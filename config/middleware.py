@@ -5,11 +5,11 @@ from django.template.response import TemplateResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bulkops.api.mixins import NUL, NUL_MESSAGE
 from bulkops.errors import sqlstate
 
 from .exceptions import error_response
 from .limits import body_limit, too_large_message
-from .parsers import NUL, NUL_MESSAGE
 from .views import is_api
 
 log = logging.getLogger("bulkops")

@@ -5,9 +5,9 @@ from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError, ValidationError
 
-NUL = "\x00"
+from bulkops.api.mixins import NUL, NUL_MESSAGE
+
 NUL_ESCAPE = b"\\u0000"
-NUL_MESSAGE = "Text cannot contain NUL (\\u0000) characters."
 
 
 class JSONParser(parsers.JSONParser):

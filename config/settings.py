@@ -177,25 +177,30 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Bulk engine settings; each can be set by the environment variable of the same name.
-BULKOPS_MAX_ITEMS = env_int("BULKOPS_MAX_ITEMS", 100_000)
-BULKOPS_MAX_SYNC_ITEMS = env_int("BULKOPS_MAX_SYNC_ITEMS", 1_000)
-BULKOPS_MAX_ATOMIC_ITEMS = env_int("BULKOPS_MAX_ATOMIC_ITEMS", 100)
-BULKOPS_MAX_ACTIVE_PER_USER = env_int("BULKOPS_MAX_ACTIVE_PER_USER", 5)
-BULKOPS_DEFAULT_BATCH_SIZE = env_int("BULKOPS_DEFAULT_BATCH_SIZE", 50)
-BULKOPS_MAX_BATCH_SIZE = env_int("BULKOPS_MAX_BATCH_SIZE", 1_000)
-BULKOPS_SLICE_MIN_ITEMS = env_int("BULKOPS_SLICE_MIN_ITEMS", 5_000)
-BULKOPS_MAX_SLICES = env_int("BULKOPS_MAX_SLICES", 4)
-BULKOPS_STALE_AFTER = env_int("BULKOPS_STALE_AFTER", 60)
-BULKOPS_LOCK_TIMEOUT_MS = env_int("BULKOPS_LOCK_TIMEOUT_MS", 5_000)
-BULKOPS_PROGRESS_INTERVAL_MS = env_int("BULKOPS_PROGRESS_INTERVAL_MS", 250)
-BULKOPS_RETENTION_DAYS = env_int("BULKOPS_RETENTION_DAYS", 30)
-BULKOPS_IDEMPOTENCY_HOURS = env_int("BULKOPS_IDEMPOTENCY_HOURS", 24)
-BULKOPS_WEBHOOK_ALLOW_PRIVATE = env_bool("BULKOPS_WEBHOOK_ALLOW_PRIVATE")
-BULKOPS_WS_TICKET_MAX_AGE = env_int("BULKOPS_WS_TICKET_MAX_AGE", 300)
-
-# Prometheus scrapers have no session: /metrics is open unless a bearer token is set.
-BULKOPS_METRICS_TOKEN = os.environ.get("BULKOPS_METRICS_TOKEN", "")
+# Bulk engine settings: bulkops/conf.py holds their defaults; the environment variable of the
+# same name (README "Configuration") overrides one.
+for _name in (
+    "BULKOPS_MAX_ITEMS",
+    "BULKOPS_MAX_SYNC_ITEMS",
+    "BULKOPS_MAX_ATOMIC_ITEMS",
+    "BULKOPS_MAX_ACTIVE_PER_USER",
+    "BULKOPS_DEFAULT_BATCH_SIZE",
+    "BULKOPS_MAX_BATCH_SIZE",
+    "BULKOPS_SLICE_MIN_ITEMS",
+    "BULKOPS_MAX_SLICES",
+    "BULKOPS_STALE_AFTER",
+    "BULKOPS_LOCK_TIMEOUT_MS",
+    "BULKOPS_PROGRESS_INTERVAL_MS",
+    "BULKOPS_RETENTION_DAYS",
+    "BULKOPS_IDEMPOTENCY_HOURS",
+    "BULKOPS_WS_TICKET_MAX_AGE",
+):
+    if _name in os.environ:
+        globals()[_name] = env_int(_name, None)
+if "BULKOPS_WEBHOOK_ALLOW_PRIVATE" in os.environ:
+    BULKOPS_WEBHOOK_ALLOW_PRIVATE = env_bool("BULKOPS_WEBHOOK_ALLOW_PRIVATE")
+if "BULKOPS_METRICS_TOKEN" in os.environ:
+    BULKOPS_METRICS_TOKEN = os.environ["BULKOPS_METRICS_TOKEN"]
 
 # LOG_FORMAT=json (default: one object per line, `extra` fields as keys) or plain.
 LOGGING = logging_config(os.environ.get("LOG_FORMAT", "json"), os.environ.get("LOG_LEVEL", "INFO"))

@@ -1,4 +1,4 @@
-"""`make run` (bulkops.devserver): service choice, fallbacks, database creation, supervision."""
+"""`make run` (config.devserver): service choice, fallbacks, database creation, supervision."""
 
 import os
 import signal
@@ -15,8 +15,7 @@ from django.conf import settings
 from psycopg import sql
 from rq import Queue, Worker
 
-from bulkops import devserver
-from config import defaults
+from config import defaults, devserver
 
 from .processes import ROOT, free_port, kill_group, wait_for
 from .processes import test_database_url as database_url  # the alias: pytest would collect test_*
@@ -291,7 +290,7 @@ def test_make_run_creates_the_database_serves_the_api_and_stops_on_ctrl_c(new_da
     log = tmp_path / "devserver.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bulkops.devserver", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "config.devserver", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=out,

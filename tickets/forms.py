@@ -6,9 +6,9 @@ from django import forms
 from django.http import QueryDict
 
 from bulkops import labels, registry
+from bulkops.errors import first_message
 from bulkops.filtersets import given_filters
 from bulkops.forms import menu, operation_choices, page_filters
-from config.exceptions import first_message
 
 from .filtersets import TicketFilterSet
 from .models import Category, Ticket

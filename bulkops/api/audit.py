@@ -1,6 +1,8 @@
+"""The history entry shape every domain app's audit endpoint shows."""
+
 from rest_framework import serializers
 
-from .mixins import FieldSelectionMixin
+from ..representation import FieldSelectionMixin
 
 
 # Each domain's history serializer subclasses this and names its event model in its Meta.

@@ -12,13 +12,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.throttling import ScopedRateThrottle
-
 from .. import batch, services
 from ..models import Mode, Status
 from ..operations import StrictSerializer
 from .mixins import StrictBooleanField, idempotency_key
 from .serializers import ID_TYPES, MAX_INT_ID, ErrorBodySerializer, parse_ids
+from .throttling import ScopedRateThrottle
 
 
 def parse_id(handler, value):

@@ -4,7 +4,7 @@
 from rest_framework import serializers
 from rest_framework.routers import SimpleRouter
 
-from config.throttling import ScopedRateThrottle
+from .throttling import ScopedRateThrottle
 
 COLLECTION_ACTIONS = {"put": "bulk_update", "patch": "bulk_partial_update"}
 

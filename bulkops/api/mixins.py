@@ -2,24 +2,10 @@
 
 from rest_framework import serializers
 
-from config.parsers import NUL, NUL_MESSAGE
-
+# PostgreSQL stores NUL in neither text nor jsonb: every door refuses it with this message.
+NUL = "\x00"
+NUL_MESSAGE = "Text cannot contain NUL (\\u0000) characters."
 MAX_IDEMPOTENCY_KEY = 255  # the column's length
-
-
-class FieldSelectionMixin:
-    """`?fields=a,b,c` on any GET returns only those fields (unknown names are ignored)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        wanted = self.context.get("fields")
-        if wanted is None and request is not None and request.method == "GET":
-            wanted = request.query_params.get("fields")
-        if wanted:
-            names = {name.strip() for name in wanted.split(",")} if isinstance(wanted, str) else set(wanted)
-            for name in set(self.fields) - names:
-                self.fields.pop(name)
 
 
 class TextField(serializers.CharField):

@@ -1,3 +1,5 @@
+"""The `{operations|items, total, has_more, next, previous}` envelope of the operation and item lists."""
+
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 

@@ -10,8 +10,8 @@ from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer
 from rest_framework import serializers
 
 from .. import registry
-from .mixins import FieldSelectionMixin
-from .serializers import ID_ALIASES, CreatedSerializer, CreateOperationSerializer, OperationSerializer, public_names
+from ..representation import CreatedSerializer, FieldSelectionMixin, OperationSerializer
+from .serializers import ID_ALIASES, CreateOperationSerializer, public_names
 
 FIELDS = OpenApiParameter(
     "fields",

@@ -1,21 +1,18 @@
+"""What the operations API reads: create, revert and retry bodies, selections, error bodies."""
+
 import json
 
 import django_filters
-from django.conf import settings
-from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import errors, registry, services, webhooks
-from ..models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode
+from .. import conf, errors, followups, registry, webhooks
+from ..models import Execution, Mode
 from ..operations import StrictSerializer
 from ..services import Request
-from ..wsauth import make_ticket
-from .mixins import FieldSelectionMixin, StrictBooleanField, StrictIntegerField
+from .mixins import StrictBooleanField, StrictIntegerField
 
 ID_ALIASES = {"ids": None, "ticket_ids": "tickets", "metric_ids": "metrics"}
-MAX_ERRORS = 100
 # What a JSON id may be, by the operation's id field: `"5"` is not a ticket id, nor 5 a metric id.
 ID_TYPES = {serializers.IntegerField: int, serializers.UUIDField: str}
 MAX_INT_ID = 2**63 - 1  # bigint: anything larger cannot exist, and would not fit the query
@@ -68,7 +65,7 @@ class CreateOperationSerializer(OptionsSerializer):
     operation_data = serializers.DictField(required=False, default=dict)
     mode = serializers.ChoiceField(choices=Mode.choices, default=Mode.PARTIAL)
     execution = serializers.ChoiceField(choices=Execution.choices, default=Execution.ASYNC)
-    batch_size = StrictIntegerField(min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, required=False)
+    batch_size = StrictIntegerField(min_value=1, max_value=conf.MAX_BATCH_SIZE, required=False)
     dry_run = StrictBooleanField(default=False)
 
     def __init__(self, *args, **kwargs):
@@ -88,9 +85,9 @@ class CreateOperationSerializer(OptionsSerializer):
         if not data.is_valid():
             raise serializers.ValidationError({"operation_data": data.errors})
         ids = self.selection(attrs, resource, definition)
-        if attrs["execution"] == Execution.SYNC and len(ids) > settings.BULKOPS_MAX_SYNC_ITEMS:
+        if attrs["execution"] == Execution.SYNC and len(ids) > conf.MAX_SYNC_ITEMS:
             raise serializers.ValidationError(
-                {"execution": [f"sync takes at most {settings.BULKOPS_MAX_SYNC_ITEMS} items; use async."]}
+                {"execution": [f"sync takes at most {conf.MAX_SYNC_ITEMS} items; use async."]}
             )
         return Request(
             resource_type=resource,
@@ -100,7 +97,7 @@ class CreateOperationSerializer(OptionsSerializer):
             metadata=attrs.get("metadata", {}),
             mode=attrs["mode"],
             execution=attrs["execution"],
-            batch_size=attrs.get("batch_size", settings.BULKOPS_DEFAULT_BATCH_SIZE),
+            batch_size=attrs.get("batch_size", conf.DEFAULT_BATCH_SIZE),
             dry_run=attrs["dry_run"],
             callback_url=attrs.get("callback_url", ""),
         )
@@ -138,7 +135,7 @@ class CreateOperationSerializer(OptionsSerializer):
         )
         if not filterset.is_valid():
             raise serializers.ValidationError({"filter": filterset.errors})
-        limit = settings.BULKOPS_MAX_ITEMS
+        limit = conf.MAX_ITEMS
         ids = list(filterset.qs.order_by("pk").values_list("pk", flat=True)[: limit + 1])
         if not ids:
             raise serializers.ValidationError({"filter": ["The filter matches nothing."]})
@@ -178,8 +175,8 @@ def parse_ids(raw, definition, key="ids"):
     """Validate a list of ids: not empty, not too many, right type, no duplicates."""
     if not raw:
         raise serializers.ValidationError({key: ["The selection is empty."]})
-    if len(raw) > settings.BULKOPS_MAX_ITEMS:
-        raise serializers.ValidationError({key: [f"At most {settings.BULKOPS_MAX_ITEMS} items per operation."]})
+    if len(raw) > conf.MAX_ITEMS:
+        raise serializers.ValidationError({key: [f"At most {conf.MAX_ITEMS} items per operation."]})
     field, ids, seen = definition.id_field(), [], {}
     json_type = ID_TYPES.get(definition.id_field, (int, str))
     for position, value in enumerate(raw):
@@ -202,113 +199,6 @@ def parse_ids(raw, definition, key="ids"):
         seen[parsed] = position
         ids.append(parsed)
     return ids
-
-
-def operation_links(request, op):
-    """Where to find the operation; absolute when there is a request to build them from."""
-    absolute = request.build_absolute_uri if request is not None else str
-    links = {
-        "self": absolute(reverse("bulk-operation-detail", kwargs={"pk": op.pk})),
-        "items": absolute(reverse("bulk-operation-items", kwargs={"pk": op.pk})),
-        "items_csv": absolute(reverse("bulk-operation-items-csv", kwargs={"pk": op.pk})),
-        "page": absolute(reverse("bulkops:operation", kwargs={"op_id": op.pk})),
-        "websocket": f"/ws/bulk-operations/{op.pk}/",
-    }
-    if request is not None:
-        scheme = "wss" if request.is_secure() else "ws"
-        ticket = make_ticket(request.user, op.pk)
-        links["websocket"] = f"{scheme}://{request.get_host()}{links['websocket']}?ticket={ticket}"
-    return links
-
-
-LINKS_SCHEMA = {
-    "type": "object",
-    "properties": {k: {"type": "string"} for k in ("self", "items", "items_csv", "page", "websocket")},
-}
-
-
-class ItemSerializer(serializers.ModelSerializer):
-    item_id = serializers.CharField(source="target_id")
-
-    class Meta:
-        model = BulkOperationItem
-        fields = ["position", "item_id", "status", "error_code", "error_message", "processed_at", "result"]
-
-
-class ErrorSerializer(serializers.ModelSerializer):
-    item_id = serializers.CharField(source="target_id")
-
-    class Meta:
-        model = BulkOperationItem
-        fields = ["item_id", "position", "error_code", "error_message"]
-
-
-class CreatedSerializer(serializers.ModelSerializer):
-    """The 202 answer to a create: where to look next."""
-
-    operation_id = serializers.UUIDField(source="id")
-    estimated_completion = serializers.DateTimeField(allow_null=True)
-    links = serializers.SerializerMethodField()
-
-    class Meta:
-        model = BulkOperation
-        fields = ["operation_id", "status", "total_items", "created_at", "estimated_completion", "links"]
-
-    @extend_schema_field(LINKS_SCHEMA)
-    def get_links(self, op):
-        return operation_links(self.context.get("request"), op)
-
-
-class SummarySerializer(FieldSelectionMixin, serializers.ModelSerializer):
-    """An operation in the history list."""
-
-    operation_id = serializers.UUIDField(source="id")
-    user = serializers.IntegerField(source="user_id")
-    progress_percentage = serializers.IntegerField()
-    success_rate = serializers.FloatField()
-    duration_seconds = serializers.FloatField(allow_null=True)
-    reverts = serializers.UUIDField(source="reverts_id", allow_null=True)
-    retry_of = serializers.UUIDField(source="retry_of_id", allow_null=True)
-
-    class Meta:
-        model = BulkOperation
-        fields = [
-            "operation_id", "user", "resource_type", "operation_type", "mode", "execution", "dry_run", "status",
-            "total_items", "processed_items", "successful_items", "unchanged_items", "failed_items", "skipped_items",
-            "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
-            "duration_seconds", "reverts", "retry_of",
-        ]  # fmt: skip
-
-
-class OperationSerializer(SummarySerializer):
-    """The status representation (SPEC §4)."""
-
-    estimated_completion = serializers.DateTimeField(allow_null=True)
-    errors = serializers.SerializerMethodField()
-    links = serializers.SerializerMethodField()
-
-    class Meta(SummarySerializer.Meta):
-        fields = [
-            *SummarySerializer.Meta.fields, "operation_data", "metadata", "batch_size", "estimated_completion",
-            "error", "callback_url", "webhook", "errors", "links",
-        ]  # fmt: skip
-
-    @extend_schema_field(ErrorSerializer(many=True))
-    def get_errors(self, op):
-        failed = op.items.filter(status=ItemStatus.FAILED).order_by("position")[:MAX_ERRORS]
-        return ErrorSerializer(failed, many=True).data
-
-    @extend_schema_field(LINKS_SCHEMA)
-    def get_links(self, op):
-        return operation_links(self.context.get("request"), op)
-
-
-class CancelledSerializer(serializers.ModelSerializer):
-    operation_id = serializers.UUIDField(source="id")
-
-    class Meta:
-        model = BulkOperation
-        fields = ["operation_id", "status", "processed_items", "cancelled_at"]
 
 
 class StatsSerializer(serializers.Serializer):
@@ -335,7 +225,7 @@ class RetryFollowUpSerializer(FollowUpSerializer):
         required=False,
         allow_empty=False,
         help_text="Retry the items that failed with these codes; default: those a retry can change "
-        f"({', '.join(services.RETRYABLE)})",
+        f"({', '.join(followups.RETRYABLE)})",
     )
 
 

@@ -1,3 +1,5 @@
+"""The bulk operations API (`/api/v1/bulk-operations/`): create, status, list, cancel, items, revert, retry."""
+
 import csv
 import uuid
 
@@ -9,27 +11,28 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.throttling import ScopedRateThrottle
-
-from .. import errors, services, webhooks
+from .. import errors, followups, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
+from ..representation import (
+    CancelledSerializer,
+    CreatedSerializer,
+    ItemSerializer,
+    OperationSerializer,
+    SummarySerializer,
+)
 from .mixins import idempotency_key
 from .pagination import ItemPagination, OperationPagination
 from .schema import OPERATION_OR_REPLAY, OperationSchema
 from .serializers import (
-    CancelledSerializer,
-    CreatedSerializer,
     CreateOperationSerializer,
     ErrorBodySerializer,
-    ItemSerializer,
-    OperationSerializer,
     RetryFollowUpSerializer,
     RevertFollowUpSerializer,
     StatsSerializer,
-    SummarySerializer,
     WebhookSecretSerializer,
 )
+from .throttling import ScopedRateThrottle
 
 # `changed`: true, or false for an item that succeeded without changing anything; empty otherwise.
 CSV_COLUMNS = ["position", "item_id", "status", "error_code", "error_message", "processed_at", "changed"]
@@ -148,7 +151,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def revert(self, request, pk=None):
-        return self.follow_up(request, services.revert_operation, "revert", RevertFollowUpSerializer)
+        return self.follow_up(request, followups.revert_operation, "revert", RevertFollowUpSerializer)
 
     @extend_schema(
         request=RetryFollowUpSerializer,
@@ -159,7 +162,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        return self.follow_up(request, services.retry_operation, "retry", RetryFollowUpSerializer)
+        return self.follow_up(request, followups.retry_operation, "retry", RetryFollowUpSerializer)
 
     @extend_schema(responses={200: WebhookSecretSerializer})
     @action(

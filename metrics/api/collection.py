@@ -12,11 +12,11 @@ update that is not an object, has no valid `id`, names a metric twice, or has ke
 (NOT_FOUND) and one they may only view (PERMISSION_DENIED); the others go on.
 """
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from bulkops import conf
 from bulkops import services as bulk
 from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
 from bulkops.api.mixins import StrictIntegerField
@@ -53,10 +53,8 @@ class VerificationUpdateSerializer(StrictSerializer):
 
 
 class VerificationUpdatesSerializer(StrictSerializer):
-    updates = VerificationUpdateSerializer(many=True, max_length=settings.BULKOPS_MAX_SYNC_ITEMS)
-    batch_size = StrictIntegerField(
-        min_value=1, max_value=settings.BULKOPS_MAX_BATCH_SIZE, default=settings.BULKOPS_DEFAULT_BATCH_SIZE
-    )
+    updates = VerificationUpdateSerializer(many=True, max_length=conf.MAX_SYNC_ITEMS)
+    batch_size = StrictIntegerField(min_value=1, max_value=conf.MAX_BATCH_SIZE, default=conf.DEFAULT_BATCH_SIZE)
 
 
 class FailedUpdateSerializer(serializers.Serializer):

@@ -2,8 +2,9 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from bulkops.api.audit import AuditEventSerializer
-from bulkops.api.mixins import FieldSelectionMixin, StrictIntegerField, TextField
+from bulkops.api.mixins import StrictIntegerField, TextField
 from bulkops.operations import StrictSerializer
+from bulkops.representation import FieldSelectionMixin
 
 from .. import services
 from ..models import Metric, MetricEvent, MetricPermission, Role, Verification

@@ -15,7 +15,7 @@ from django.db import connections
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from bulkops import jobs, progress, services
+from bulkops import jobs, progress, representation, services
 from bulkops.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from bulkops.routing import websocket_urlpatterns
 from bulkops.services import Request
@@ -233,7 +233,7 @@ async def test_an_event_older_than_the_snapshot_is_dropped(op, owner):
     layer, group = get_channel_layer(), progress.group_name(op.pk)
     async with socket(op, user=owner) as client:
         assert (await snapshot_of(client))["processed_items"] == 2
-        stale = {**progress.progress_payload(op), "processed_items": 1, "skipped_items": 0}
+        stale = {**representation.progress_payload(op), "processed_items": 1, "skipped_items": 0}
         await layer.group_send(group, {"type": "operation.progress", "payload": stale})
         assert await client.receive_nothing(timeout=0.3)
         newer = {**stale, "processed_items": 3}
@@ -245,7 +245,7 @@ async def test_a_client_gets_at_most_one_update_per_interval_and_always_the_newe
     layer, group = get_channel_layer(), progress.group_name(op.pk)
 
     def update(processed):
-        payload = {**progress.progress_payload(op), "processed_items": processed}
+        payload = {**representation.progress_payload(op), "processed_items": processed}
         return layer.group_send(group, {"type": "operation.progress", "payload": payload})
 
     async with socket(op, user=owner) as client:
@@ -257,7 +257,7 @@ async def test_a_client_gets_at_most_one_update_per_interval_and_always_the_newe
         assert (await client.receive_json_from(timeout=1))["processed_items"] == 6
         assert await client.receive_nothing(timeout=0.3)
         await update(7)
-        done = {**progress.completed_payload(op), "final_status": "completed"}
+        done = {**representation.completed_payload(op), "final_status": "completed"}
         await layer.group_send(group, {"type": "operation.completed", "payload": done})
         assert [(await client.receive_json_from(timeout=1))["type"] for _ in range(2)] == [
             "progress_update",

@@ -4,7 +4,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rq.job import JobStatus
 
-from bulkops import jobs, services
+from bulkops import conf, jobs, services
 from bulkops.models import BulkOperation
 from tickets.models import Ticket
 
@@ -113,7 +113,7 @@ def test_a_pending_operation_whose_job_started_long_ago_is_resumed_and_one_just_
     job.started_at = timezone.now()
     job.save()
     assert jobs.recover_stale() == []
-    job.started_at = timezone.now() - timezone.timedelta(seconds=settings.BULKOPS_STALE_AFTER + 1)
+    job.started_at = timezone.now() - timezone.timedelta(seconds=conf.STALE_AFTER + 1)
     job.save()
     assert jobs.recover_stale() == [op.pk]
     assert jobs.queue().job_ids == [f"bulkop-{op.pk}-0"]

@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connections
 
-from bulkops import errors, services
+from bulkops import errors, followups, services
 from bulkops.models import BulkOperation
 from metrics.models import Metric
 from tickets.models import Comment, Ticket, TicketEvent
@@ -347,7 +347,7 @@ def test_two_revert_requests_at_once_make_one_revert(client):
     def revert_now():
         try:
             barrier.wait(5)
-            outcomes.append(services.revert_operation(user, original)[0].pk)
+            outcomes.append(followups.revert_operation(user, original)[0].pk)
         except errors.Conflict as exc:
             outcomes.append(exc.code)
         finally:

@@ -9,7 +9,7 @@ from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
-from bulkops import errors, registry, runner, services
+from bulkops import errors, followups, registry, runner, services
 from bulkops.models import BulkOperation
 from bulkops.services import Request
 
@@ -160,7 +160,7 @@ def test_retry_operation_copies_type_data_mode_and_payloads_of_the_failed_items(
         batch_size=9,
         metadata={"description": "first go"},
     )
-    retry, created = services.retry_operation(agent, original.pk)
+    retry, created = followups.retry_operation(agent, original.pk)
     assert created
     assert (retry.retry_of, retry.operation_type, retry.operation_data) == (
         original,
@@ -182,23 +182,23 @@ def test_retry_operation_copies_type_data_mode_and_payloads_of_the_failed_items(
 @pytest.mark.django_db
 def test_retry_operation_takes_a_new_reason(agent):
     original = finished(agent, statuses=["failed"])
-    retry, _ = services.retry_operation(agent, original.pk, metadata={"description": "second go"})
+    retry, _ = followups.retry_operation(agent, original.pk, metadata={"description": "second go"})
     assert retry.metadata == {"description": "second go"}
 
 
 @pytest.mark.django_db
 def test_retry_operation_refuses_what_cannot_be_retried(agent):
     with pytest.raises(errors.Conflict, match="Nothing to retry"):
-        services.retry_operation(agent, finished(agent, statuses=["succeeded", "skipped"]).pk)
+        followups.retry_operation(agent, finished(agent, statuses=["succeeded", "skipped"]).pk)
     running, _ = services.start_operation(agent, Request(ids=[1], **RESOLVE))
     with pytest.raises(errors.Conflict, match="once it has finished"):
-        services.retry_operation(agent, running.pk)
+        followups.retry_operation(agent, running.pk)
     with pytest.raises(errors.NotFound):
-        services.retry_operation(UserFactory(), running.pk)
+        followups.retry_operation(UserFactory(), running.pk)
     gone = finished(agent, statuses=["failed"])
     BulkOperation.objects.filter(pk=gone.pk).update(operation_type="no_longer_exists")
     with pytest.raises(errors.Conflict, match="cannot be retried"):
-        services.retry_operation(agent, gone.pk)
+        followups.retry_operation(agent, gone.pk)
 
 
 @pytest.mark.django_db
@@ -209,7 +209,7 @@ def test_revert_operation_builds_one_item_per_changed_record(agent):
         target_id=str(ticket.pk), before={"status": "open", "version": 1}, result={"changed": True, "version": 2}
     )
     original.items.filter(position=1).update(before=None, result={"changed": False, "version": 1})
-    op, created = services.revert_operation(agent, original.pk)
+    op, created = followups.revert_operation(agent, original.pk)
     assert created
     assert (op.operation_type, op.reverts, op.execution, op.batch_size) == ("revert", original, "async", 50)
     assert op.metadata == {"description": f"Revert of bulk operation {original.pk}"}
@@ -222,7 +222,7 @@ def test_revert_operation_builds_one_item_per_changed_record(agent):
 def test_revert_operation_refuses_resources_without_a_revert(agent):
     original = finished(agent, statuses=["succeeded"], resource_type="mixed", operation_type="batch")
     with pytest.raises(errors.Conflict, match="cannot be reverted"):
-        services.revert_operation(agent, original.pk)
+        followups.revert_operation(agent, original.pk)
 
 
 # --- follow-ups run once per original; counts tell the truth (SPEC §11) ----------------------
@@ -261,7 +261,7 @@ def test_ten_concurrent_retries_of_one_operation_make_one_retry():
     agent = AgentFactory()
     tickets = TicketFactory.create_batch(3)
     original = finished_operation(agent, [t.pk for t in tickets] + [999_999])  # one item fails NOT_FOUND
-    outcomes = at_once(10, lambda: services.retry_operation(agent, original.pk)[0])
+    outcomes = at_once(10, lambda: followups.retry_operation(agent, original.pk)[0])
     assert outcomes.count("CONFLICT") == 9
     assert BulkOperation.objects.filter(retry_of=original).count() == 1
 
@@ -272,7 +272,7 @@ def test_three_users_reverting_one_operation_at_once_make_one_revert():
     tickets = TicketFactory.create_batch(2)
     original = finished_operation(agent, [t.pk for t in tickets], "update_status", {"status": "resolved"})
     reverters = [agent, StaffFactory(), StaffFactory()]
-    outcomes = at_once(3, lambda: services.revert_operation(reverters.pop(), original.pk)[0])
+    outcomes = at_once(3, lambda: followups.revert_operation(reverters.pop(), original.pk)[0])
     assert outcomes.count("CONFLICT") == 2
     assert BulkOperation.objects.filter(reverts=original).count() == 1
 
@@ -281,9 +281,9 @@ def test_three_users_reverting_one_operation_at_once_make_one_revert():
 def test_a_second_retry_is_a_conflict_naming_the_first():
     agent = AgentFactory()
     original = finished_operation(agent, [TicketFactory().pk, 999_999])
-    first, _ = services.retry_operation(agent, original.pk)
+    first, _ = followups.retry_operation(agent, original.pk)
     with pytest.raises(errors.Conflict) as refused:
-        services.retry_operation(StaffFactory(), original.pk)
+        followups.retry_operation(StaffFactory(), original.pk)
     assert str(first.pk) in refused.value.message
 
 

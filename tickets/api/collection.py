@@ -14,11 +14,11 @@ the failing ones of the first group of 50 that has any. Every other item is ROLL
 `errors` has one entry per element, in request order, and `fail_count` is their number.
 """
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from bulkops import conf
 from bulkops import services as bulk
 from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
 from bulkops.api.mixins import StrictIntegerField
@@ -123,7 +123,7 @@ class TicketCollectionViewSet(CollectionThrottleMixin, TicketViewSet):
         elements = TicketChangeSerializer(
             data=request.data,
             many=True,
-            max_length=settings.BULKOPS_MAX_ATOMIC_ITEMS,
+            max_length=conf.MAX_ATOMIC_ITEMS,
             context={"viewer": request.user},
         )
         elements.is_valid(raise_exception=True)

@@ -2,8 +2,9 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from bulkops.api.audit import AuditEventSerializer
-from bulkops.api.mixins import FieldSelectionMixin, StrictIntegerField, TextField
+from bulkops.api.mixins import StrictIntegerField, TextField
 from bulkops.operations import StrictSerializer
+from bulkops.representation import FieldSelectionMixin
 
 from ..models import Category, Comment, Priority, Status, Ticket, TicketEvent
 from ..people import visible_people

@@ -1,3 +1,5 @@
+"""`manage.py bulkops_worker`: an rq worker on the engine's queues that outlives Redis outages."""
+
 import logging
 import time
 

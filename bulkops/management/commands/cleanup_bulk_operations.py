@@ -1,3 +1,5 @@
+"""`manage.py cleanup_bulk_operations`: delete finished operations past their retention."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from bulkops import retention

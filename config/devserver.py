@@ -4,7 +4,7 @@ Chooses the services (PostgreSQL and Redis where they answer, else SQLite and an
 in-process fakeredis), prepares the database (create, migrate, collectstatic, demo data),
 then runs daphne and an rq worker as child processes until Ctrl-C, or until either dies.
 
-    python -m bulkops.devserver --host 127.0.0.1 --port 8000
+    python -m config.devserver --host 127.0.0.1 --port 8000
 """
 
 import argparse
@@ -23,7 +23,7 @@ import redis
 from fakeredis._clients._tcp_server import TCPFakeRequestHandler
 from psycopg import conninfo, sql
 
-from config import defaults
+from . import defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The server and the worker write to the one file: IMMEDIATE transactions take the write lock
@@ -33,7 +33,7 @@ PROBE_TIMEOUT = 2  # seconds to wait for a service to answer
 STOP_TIMEOUT = 10  # seconds a child gets to stop before it is killed
 POLL_INTERVAL = 0.2
 
-log = logging.getLogger("bulkops.devserver")
+log = logging.getLogger("config.devserver")
 
 
 # --- choosing the services ----------------------------------------------------------------
