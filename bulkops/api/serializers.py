@@ -14,7 +14,6 @@ from ..services import Request
 from ..wsauth import make_ticket
 from .mixins import FieldSelectionMixin, StrictBooleanField, StrictIntegerField
 
-ID_ALIASES = {"ids": None, "ticket_ids": "tickets", "metric_ids": "metrics"}
 MAX_ERRORS = 100
 # What a JSON id may be, by the operation's id field: `"5"` is not a ticket id, nor 5 a metric id.
 ID_TYPES = {serializers.IntegerField: int, serializers.UUIDField: str}
@@ -61,8 +60,6 @@ class CreateOperationSerializer(OptionsSerializer):
 
     resource_type = serializers.ChoiceField(choices=[], required=False)
     ids = serializers.ListField(required=False, allow_empty=True)  # elements checked by parse_ids
-    ticket_ids = serializers.ListField(required=False, allow_empty=True)  # elements checked by parse_ids
-    metric_ids = serializers.ListField(required=False, allow_empty=True)  # elements checked by parse_ids
     filter = serializers.DictField(required=False, help_text='The list endpoint\'s filters, e.g. {"status": "open"}')
     operation_type = serializers.CharField()
     operation_data = serializers.DictField(required=False, default=dict)
@@ -74,6 +71,17 @@ class CreateOperationSerializer(OptionsSerializer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["resource_type"].choices = public_resources()
+
+    def get_fields(self):
+        """`ids`, and each registered resource's alias for them (`ticket_ids`) unless declared."""
+        fields = super().get_fields()
+        for alias in self.id_aliases():
+            # elements checked by parse_ids
+            fields.setdefault(alias, serializers.ListField(required=False, allow_empty=True))
+        return fields
+
+    def id_aliases(self):
+        return registry.id_aliases()
 
     def validate(self, attrs):
         resource = self.resource_of(attrs)
@@ -115,21 +123,24 @@ class CreateOperationSerializer(OptionsSerializer):
         return fixed or given
 
     def selection(self, attrs, resource, definition):
-        given = [key for key in (*ID_ALIASES, "filter") if key in attrs]
+        aliases = registry.id_aliases()
+        given = [key for key in ("ids", *aliases, "filter") if key in attrs]
         if len(given) != 1:
             raise serializers.ValidationError(
-                {"non_field_errors": ["Give exactly one selection: ids (or ticket_ids / metric_ids) or filter."]}
+                {"non_field_errors": [f"Give exactly one selection: ids (or {' / '.join(aliases)}) or filter."]}
             )
         key = given[0]
         if key == "filter":
             return self.resolve_filter(attrs["filter"], definition)
-        if ID_ALIASES[key] not in (None, resource):
-            raise serializers.ValidationError({key: [f"{key} selects {ID_ALIASES[key]}, not {resource}."]})
+        if aliases.get(key, resource) != resource:
+            raise serializers.ValidationError({key: [f"{key} selects {aliases[key]}, not {resource}."]})
         return parse_ids(attrs[key], definition, key)
 
     def resolve_filter(self, filters, definition):
         """The filter, resolved now to a snapshot of ids (ascending)."""
         filterset_class = definition.filterset_class
+        if filterset_class is None:
+            raise serializers.ValidationError({"filter": [f"{definition.resource.name} take no filter; give ids."]})
         unknown = sorted(set(filters) - set(filterset_class.base_filters))
         if unknown:
             raise serializers.ValidationError({"filter": [f"Unknown filter(s): {', '.join(unknown)}."]})

@@ -1,0 +1,53 @@
+"""Metrics as the bulk engine sees them (bulkops.resources): registered once, for the bulk
+operations (metrics/operations.py) and the batch endpoints alike, on the single endpoints'
+serializers and services."""
+
+from rest_framework import serializers
+
+from bulkops.registry import register_resource
+from bulkops.resources import Resource, validated
+from bulkops.services import json_safe, restore_payload
+
+from . import services
+from .api.serializers import MetricCreateSerializer, MetricPatchSerializer, MetricSerializer
+from .filtersets import MetricFilterSet
+from .models import Metric
+
+
+@register_resource
+class Metrics(Resource):
+    name, model, label, id_alias = "metrics", Metric, "Metric", "metric_ids"
+    id_field = serializers.UUIDField
+    filterset_class = MetricFilterSet
+    batch_methods, serializer_class = ("POST", "PATCH"), MetricSerializer  # the API never deletes a metric
+
+    def visible(self, user, *, include_deleted=False):
+        return Metric.objects.visible_to(user)
+
+    def lock(self, user, ids, *, include_deleted=False):
+        return services.lock(user, ids)
+
+    def change(self, metric, ctx, values):
+        return services.apply_update(metric, ctx, values)
+
+    def save(self, changes):
+        services.save(changes)
+
+    def describe(self, change):
+        result = {"changed": change.changed, "version": change.metric.version}
+        if change.after:
+            result["after"] = json_safe(change.after)
+        return change.before or None, result
+
+    def revert_payload(self, before, result):
+        return restore_payload(before, result)
+
+    def create(self, ctx, data):
+        return self.represent(services.create(ctx, validated(MetricCreateSerializer(data=data))))
+
+    def update(self, metric, ctx, data):
+        changes = dict(validated(MetricPatchSerializer(data=data)))
+        version = changes.pop("version", None)
+        change = services.apply_update(metric, ctx, changes, expected_version=version)
+        services.save([change])
+        return self.represent(change.metric)
