@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from .. import errors, registry, services
+from ..counters import counters
 from ..models import Execution, ItemStatus, Mode
 from ..operations import OperationType
 from ..registry import register, register_resource
@@ -155,8 +156,7 @@ def report(op):
         "total_operations": op.total_items,
         "results": [result_of(item) for item in items],
         "summary": {
-            "completed": op.successful_items,
-            "failed": op.failed_items,
+            **counters(op, "batch_summary"),
             "success_rate": op.success_rate,
             "progress": float(op.progress_percentage),
         },
