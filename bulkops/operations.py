@@ -41,7 +41,7 @@ class OperationType:
     label = None  # what pages and the admin call it
     data_serializer = EmptyData
     include_deleted = False  # whether soft-deleted records are targets (restore)
-    internal = False  # started only by its own endpoint (revert, collection PATCH, batch)
+    internal = False  # started only by its own endpoint (revert, collection PATCH, /api/v1/batch/)
     destructive = False  # pages confirm it with a warning and the list of records (delete)
     value_names = {}  # {data field: ids ⇒ {id: name}}: how pages name the ids it stores (bulkops.labels)
 
