@@ -14,7 +14,7 @@ from config.exceptions import first_message
 
 from . import errors, sql
 from .operations import OperationType
-from .services import check_unmoved, json_safe
+from .services import check_unmoved, json_safe, restore_payload
 
 
 @dataclass
@@ -112,3 +112,17 @@ class Resource:
 
     def represent(self, records, fields=None, *, many=False):
         return self.serializer_class(records, many=many, context={"fields": fields}).data
+
+
+class VersionedResource(Resource):
+    """A model whose services bump a `version` on each change: an item's result keeps it, and
+    its revert restores the fields unless one changed since (bulkops.services.restore_payload)."""
+
+    def describe(self, change):
+        result = {"changed": change.changed, "version": change.record.version}
+        if change.after:
+            result["after"] = json_safe(change.after)
+        return json_safe(change.before) or None, result
+
+    def revert_payload(self, before, result):
+        return restore_payload(before, result)

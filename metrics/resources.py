@@ -5,8 +5,7 @@ serializers and services."""
 from rest_framework import serializers
 
 from bulkops.registry import register_resource
-from bulkops.resources import Resource, validated
-from bulkops.services import json_safe, restore_payload
+from bulkops.resources import VersionedResource, validated
 
 from . import services
 from .api.serializers import MetricCreateSerializer, MetricPatchSerializer, MetricSerializer
@@ -15,7 +14,7 @@ from .models import Metric
 
 
 @register_resource
-class Metrics(Resource):
+class Metrics(VersionedResource):
     name, model, label, id_alias = "metrics", Metric, "Metric", "metric_ids"
     id_field = serializers.UUIDField
     filterset_class = MetricFilterSet
@@ -32,15 +31,6 @@ class Metrics(Resource):
 
     def save(self, changes):
         services.save(changes)
-
-    def describe(self, change):
-        result = {"changed": change.changed, "version": change.metric.version}
-        if change.after:
-            result["after"] = json_safe(change.after)
-        return change.before or None, result
-
-    def revert_payload(self, before, result):
-        return restore_payload(before, result)
 
     def create(self, ctx, data):
         return self.represent(services.create(ctx, validated(MetricCreateSerializer(data=data))))

@@ -3,8 +3,7 @@ once, for the bulk operations (tickets/operations.py) and the batch endpoints al
 single endpoints' serializers and services."""
 
 from bulkops.registry import register_resource
-from bulkops.resources import Resource, validated
-from bulkops.services import json_safe, restore_payload
+from bulkops.resources import Resource, VersionedResource, validated
 
 from . import services
 from .api.serializers import CategorySerializer, TicketCreateSerializer, TicketPatchSerializer, TicketSerializer
@@ -13,7 +12,7 @@ from .models import Category, Ticket
 
 
 @register_resource
-class Tickets(Resource):
+class Tickets(VersionedResource):
     name, model, label, id_alias = "tickets", Ticket, "Ticket", "ticket_ids"
     filterset_class = TicketFilterSet
     batch_methods, serializer_class = ("POST", "PATCH", "DELETE"), TicketSerializer
@@ -31,19 +30,17 @@ class Tickets(Resource):
         services.save(changes)
 
     def describe(self, change):
-        result = {"changed": change.changed, "version": change.ticket.version}
-        if change.after:
-            result["after"] = json_safe(change.after)
+        before, result = super().describe(change)
         if change.comments:
             result["comment_id"] = change.comments[0].pk
-        return json_safe(change.before) or None, result
+        return before, result
 
     def revert_payload(self, before, result):
         if result.get("comment_id"):
             return {"remove_comment": result["comment_id"]}
         if "comment" in before:  # a removed comment: revert of a revert of add_comment
             return {"add_comment": before["comment"]["body"]}
-        return restore_payload(before, result)
+        return super().revert_payload(before, result)
 
     def create(self, ctx, data):
         data = validated(TicketCreateSerializer(data=data, context={"viewer": ctx.actor}))
