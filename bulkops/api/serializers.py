@@ -1,9 +1,9 @@
+"""The bulk-operation API's request and response shapes (SPEC §4)."""
+
 import json
 
-import django_filters
 from django.conf import settings
 from django.urls import reverse
-from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -13,11 +13,9 @@ from ..operations import StrictSerializer
 from ..services import Request
 from ..wsauth import make_ticket
 from .mixins import FieldSelectionMixin, StrictBooleanField, StrictIntegerField
+from .selection import filter_data, parse_ids
 
 MAX_ERRORS = 100
-# What a JSON id may be, by the operation's id field: `"5"` is not a ticket id, nor 5 a metric id.
-ID_TYPES = {serializers.IntegerField: int, serializers.UUIDField: str}
-MAX_INT_ID = 2**63 - 1  # bigint: anything larger cannot exist, and would not fit the query
 MAX_METADATA_BYTES = 16 * 1024  # as compact UTF-8 JSON
 
 
@@ -169,50 +167,6 @@ def public_names(resource):
 
 def public_resources():
     return [resource for resource in registry.resources() if public_names(resource)]
-
-
-def filter_data(filters, filterset_class):
-    """The filter as form data: plain values, and lists only where a filter takes several."""
-    data = MultiValueDict()
-    for name, value in filters.items():
-        values = value if isinstance(value, list) else [value]
-        multiple = isinstance(filterset_class.base_filters[name], django_filters.MultipleChoiceFilter)
-        scalars = all(isinstance(v, (str, int, float, bool)) for v in values)
-        if not values or len(values) > 1 and not multiple or not scalars:
-            expected = "a value or a list of values" if multiple else "a single value"
-            raise serializers.ValidationError({"filter": {name: [f"Expected {expected}."]}})
-        data.setlist(name, values)
-    return data
-
-
-def parse_ids(raw, definition, key="ids"):
-    """Validate a list of ids: not empty, not too many, right type, no duplicates."""
-    if not raw:
-        raise serializers.ValidationError({key: ["The selection is empty."]})
-    if len(raw) > settings.BULKOPS_MAX_ITEMS:
-        raise serializers.ValidationError({key: [f"At most {settings.BULKOPS_MAX_ITEMS} items per operation."]})
-    field, ids, seen = definition.id_field(), [], {}
-    json_type = ID_TYPES.get(definition.id_field, (int, str))
-    for position, value in enumerate(raw):
-        if isinstance(value, bool) or not isinstance(value, json_type):
-            expected = {int: "an integer", str: "a string"}.get(json_type, "an integer or a string")
-            raise serializers.ValidationError(
-                {key: [f"[{position}] {value!r} is not a valid id: expected {expected}."]}
-            )
-        if isinstance(value, int) and abs(value) > MAX_INT_ID:
-            raise serializers.ValidationError({key: [f"[{position}] {value!r} is out of range."]})
-        try:
-            # A JSON int is already what an integer id field would make of it (100,000 times).
-            parsed = value if type(value) is int else field.to_internal_value(value)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({key: [f"[{position}] {value!r}: {exc.detail[0]}"]}) from None
-        if parsed in seen:
-            raise serializers.ValidationError(
-                {key: [f"[{position}] duplicate id {value!r} (first at [{seen[parsed]}])."]}
-            )
-        seen[parsed] = position
-        ids.append(parsed)
-    return ids
 
 
 def operation_links(request, op):

@@ -16,7 +16,8 @@ from config.throttling import ScopedRateThrottle
 
 from .. import registry, services
 from ..api.mixins import StrictBooleanField, idempotency_key
-from ..api.serializers import ID_TYPES, MAX_INT_ID, ErrorBodySerializer, parse_ids
+from ..api.selection import ID_TYPES, MAX_INT_ID, parse_ids
+from ..api.serializers import ErrorBodySerializer
 from ..models import Mode, Status
 from ..operations import StrictSerializer
 from . import operations as batch

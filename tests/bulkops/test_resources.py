@@ -136,3 +136,10 @@ def test_the_schema_types_the_books_create_body():
     properties = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["properties"]
     assert {"ids", "book_ids"} <= set(properties) and not {"ticket_ids", "metric_ids"} & set(properties)
     assert properties["book_ids"]["items"] == {"type": "integer"}
+
+
+def test_the_operation_page_counts_in_the_models_own_words(client, client_for, user, books):
+    op_id = move(client_for(user), books[:2], execution="sync").json()["operation_id"]
+    client.force_login(user)
+    page = client.get(f"/bulk-operations/{op_id}/").content.decode()
+    assert "2 books · partial mode" in page
