@@ -18,7 +18,9 @@ def register_resource(resource_class):
 def register(operation_class):
     """Class decorator: make an operation type (bulkops.operations.OperationType) available on
     its resource, registered before it; a resource's own `revert` replaces the engine's."""
-    resource = _resources[operation_class.resource.name]
+    resource = _resources.get(getattr(operation_class.resource, "name", None))
+    if resource is None:
+        raise ValueError(f"{operation_class.__name__}.resource is no registered resource: register it first")
     operation = operation_class()
     operation.resource = resource  # the registered instance, whose methods the type delegates to
     known = resource.operations.get(operation.name)
