@@ -71,12 +71,19 @@ class CreateOperationSerializer(OptionsSerializer):
         self.fields["resource_type"].choices = public_resources()
 
     def get_fields(self):
-        """`ids`, and each registered resource's alias for them (`ticket_ids`) unless declared."""
+        """Each registered resource's alias for `ids` (`ticket_ids`), right after it."""
         fields = super().get_fields()
-        for alias in self.id_aliases():
+        aliases = {
             # elements checked by parse_ids
-            fields.setdefault(alias, serializers.ListField(required=False, allow_empty=True))
-        return fields
+            alias: fields.pop(alias, None) or serializers.ListField(required=False, allow_empty=True)
+            for alias in self.id_aliases()
+        }
+        ordered = {}
+        for name, field in fields.items():
+            ordered[name] = field
+            if name == "ids":
+                ordered.update(aliases)
+        return ordered
 
     def id_aliases(self):
         return registry.id_aliases()

@@ -55,7 +55,7 @@ def validate_category_id(value):
 
 
 class TicketChangesSerializer(StrictSerializer):
-    """The fields a change may set: PATCH, the collection PATCH, /api/v1/batch/ and bulk data."""
+    """The fields a change may set: PATCH, the collection PATCH, batch and bulk data."""
 
     title = TextField(max_length=200, required=False)
     description = TextField(allow_blank=True, required=False)
