@@ -57,5 +57,6 @@ def batch_resources():
 
 
 def id_aliases():
-    """{"ticket_ids": "tickets", …}: the selection key each resource adds beside `ids`."""
-    return {found.id_alias: name for name, found in sorted(_resources.items()) if found.id_alias}
+    """{"ticket_ids": "tickets", …}: the selection key each resource adds beside `ids`, in the
+    order the apps registered them (INSTALLED_APPS), as messages and the schema list them."""
+    return {found.id_alias: name for name, found in _resources.items() if found.id_alias}

@@ -100,6 +100,11 @@ def test_revert_puts_back_the_shelves_unless_a_book_moved_since(client_for, user
     ("body", "field", "message"),
     [
         ({"ticket_ids": [1]}, "ticket_ids", "ticket_ids selects tickets, not books."),
+        (
+            {"ids": [1], "book_ids": [1]},
+            "non_field_errors",
+            "Give exactly one selection: ids (or ticket_ids / metric_ids / book_ids) or filter.",
+        ),
         ({"filter": {"shelf": "A"}}, "filter", "books take no filter; give ids."),
         ({"book_ids": ["1"]}, "book_ids", "[0] '1' is not a valid id: expected an integer."),
     ],
