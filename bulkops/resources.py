@@ -60,6 +60,7 @@ class Resource:
     # The heterogeneous batch (/api/v1/batch/): the methods it may use, and a record's shape there.
     batch_methods = ()  # ("POST", "PATCH", "DELETE")
     serializer_class = None
+    # Once registered: `operations`, {name: OperationType} (bulkops.registry).
 
     def visible(self, user, *, include_deleted=False):
         """The records `user` may see (soft-deleted ones too when `include_deleted`)."""
