@@ -59,6 +59,23 @@ def bulk_action(resource, name, description, *, permission="change", choices=Non
     return admin.action(description=description, permissions=[permission])(action)
 
 
+class BulkActionsMixin:
+    """A ModelAdmin mixin: an action for each operation type a create request may name on
+    `bulk_resource` (a destructive one asks for the delete permission). Read from the registry
+    when the admin asks: admin modules load before the resources register."""
+
+    bulk_resource = None  # "books"
+
+    @property
+    def actions(self):
+        resource = self.bulk_resource
+        return [
+            bulk_action(resource, name, f"{op.label}…", permission="delete" if op.destructive else "change")
+            for name in registry.names(resource)
+            if (op := registry.get(resource, name))
+        ]
+
+
 # --- BulkOperation ------------------------------------------------------------------------
 
 

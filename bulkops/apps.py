@@ -1,5 +1,7 @@
 """The engine's app: registers the domain apps' operations and connects the subscribers."""
 
+from importlib import import_module
+
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
@@ -8,9 +10,10 @@ class BulkopsConfig(AppConfig):
     name = "bulkops"
 
     def ready(self):
-        # Domain apps declare their bulk operations in <app>/operations.py, and what the
-        # batch endpoints do with their records in <app>/batch.py.
-        autodiscover_modules("operations", "batch")
+        # Domain apps register their resources in <app>/resources.py and their operation types
+        # in <app>/operations.py; the batch package registers its own, as a domain app would.
+        autodiscover_modules("resources", "operations")
+        import_module("bulkops.batch.operations")
         self.connect_subscribers()
 
     def connect_subscribers(self):

@@ -63,7 +63,7 @@ def revert_request(original, definition, metadata, callback_url, dry_run):
     ids, payloads = [], []
     rows = original.items.filter(status=ItemStatus.SUCCEEDED).order_by("position")
     for target_id, before, result in rows.values_list("target_id", "before", "result").iterator(chunk_size=5000):
-        payload = definition.revert_payload(before or {}, result or {})
+        payload = definition.resource.revert_payload(before or {}, result or {})
         if payload is not None:
             ids.append(target_id)
             payloads.append(payload)

@@ -234,7 +234,7 @@ class OperationForm(OnceForm):
         created) — not created when this form was submitted before — or (None, False) with
         the refusal added to the form's errors (too many items, too many active…)."""
         body = {
-            "resource_type": self.definition.resource,
+            "resource_type": self.definition.resource.name,
             "ids": ids,
             "operation_type": self.definition.name,
             "operation_data": self.operation_data,

@@ -8,15 +8,23 @@ keep the stored values: they are for machines.
 
 from rest_framework import serializers
 
+from . import registry
+
 NONE = "none"  # what an empty value (unassigned, no category) reads as
-NOUNS = {"tickets": ("ticket", "tickets"), "metrics": ("metric", "metrics"), "items": ("item", "items")}
-RECORDS = ("record", "records")  # a mixed batch, or a resource without a noun of its own
+ITEMS = ("item", "items")
+RECORDS = ("record", "records")  # a mixed batch, or a resource without a model of its own
 
 
 def count_of(number, resource):
-    """ "1 ticket", "2 tickets": a count with its noun."""
-    one, many = NOUNS.get(resource, RECORDS)
+    """ "1 ticket", "2 tickets": a count with its noun ("items", or a resource's model's)."""
+    one, many = ITEMS if resource == "items" else nouns_of(registry.resource(resource))
     return f"{number} {one if number == 1 else many}"
+
+
+def nouns_of(resource):
+    if resource is None or resource.model is None:
+        return RECORDS
+    return str(resource.model._meta.verbose_name), str(resource.model._meta.verbose_name_plural)
 
 
 def field_label(name):

@@ -1,7 +1,8 @@
-"""The base class of every bulk operation; subclasses live in <app>/operations.py.
+"""The base class of every operation type; subclasses live in <app>/operations.py.
 
-A subclass names its resource and operation, the serializer of its `operation_data`, and
-how to lock, change and save the records of one chunk; the engine (`runner`) does the rest.
+A subclass names its resource (a registered bulkops.resources.Resource) and its name, the
+serializer of its `operation_data`, and how to change one record; finding, locking, saving
+and describing the records are the resource's, and the engine (`runner`) does the rest.
 """
 
 from dataclasses import dataclass
@@ -34,17 +35,25 @@ class EmptyData(StrictSerializer):
     """For operations that take no data: `{}` only."""
 
 
-class Operation:
-    resource = None  # "tickets", "metrics"
+class OperationType:
+    resource = None  # its Resource subclass; once registered, the resource's instance
     name = None  # "update_status"
     label = None  # what pages and the admin call it
     data_serializer = EmptyData
-    id_field = serializers.IntegerField  # how a target id is parsed and validated
-    filterset_class = None  # the list endpoint's filterset, for `filter` selections
     include_deleted = False  # whether soft-deleted records are targets (restore)
-    internal = False  # started only by its own endpoint (revert, collection PATCH, batch)
+    internal = False  # started only by its own endpoint (revert, collection PATCH, /api/v1/batch/)
     destructive = False  # pages confirm it with a warning and the list of records (delete)
     value_names = {}  # {data field: ids ⇒ {id: name}}: how pages name the ids it stores (bulkops.labels)
+
+    @property
+    def id_field(self):
+        """How a target id is parsed and validated: the resource's."""
+        return self.resource.id_field
+
+    @property
+    def filterset_class(self):
+        """The list endpoint's filterset, for `filter` selections: the resource's."""
+        return self.resource.filterset_class
 
     def allowed(self, user):
         """Whether `user` may run it at all: pages offer only these (each item is still checked)."""
@@ -52,11 +61,11 @@ class Operation:
 
     def visible(self, user):
         """The queryset a `filter` selection is resolved against."""
-        raise NotImplementedError
+        return self.resource.visible(user, include_deleted=self.include_deleted)
 
     def lock(self, user, ids):
         """{pk: record} for the visible records among `ids`, locked in pk order."""
-        raise NotImplementedError
+        return self.resource.lock(user, ids, include_deleted=self.include_deleted)
 
     def changeable(self, records):
         """Those of `records` this operation can change: what a page's confirmation counts and
@@ -64,16 +73,17 @@ class Operation:
         return records
 
     def apply(self, record, ctx, data):
-        """Validate and apply one change in memory; raise errors.ItemError to refuse it."""
-        raise NotImplementedError
+        """Validate and apply one change in memory; raise errors.ItemError to refuse it.
+        By default: set the fields of `data` (the resource's `change`)."""
+        return self.resource.change(record, ctx, data)
 
     def save(self, changes):
         """Write the changes of a chunk in a few statements."""
-        raise NotImplementedError
+        self.resource.save(changes)
 
     def describe(self, change):
         """(before, result) stored on the item: `before` is what revert restores."""
-        return change.before or None, {"changed": change.changed}
+        return self.resource.describe(change)
 
     def parse_id(self, target_id):
         return self.id_parser.to_internal_value(target_id)

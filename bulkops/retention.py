@@ -1,7 +1,7 @@
 """Deleting old finished operations: `manage.py cleanup_bulk_operations` and the workers'
 periodic maintenance job both call `delete_old_operations`.
 
-Items go in batches, each its own statement, so an operation of 100,000 items never sits in
+Items go in chunks, each its own statement, so an operation of 100,000 items never sits in
 memory nor holds one long transaction. Audit rows and comments keep their history: their
 link to a deleted operation becomes NULL (the foreign keys say SET_NULL).
 """
@@ -16,8 +16,8 @@ from . import conf
 from .models import FINISHED, BulkOperation, BulkOperationItem
 
 log = logging.getLogger("bulkops")
-ITEM_BATCH = 5_000
-OPERATION_BATCH = 100
+ITEM_CHUNK = 5_000
+OPERATION_CHUNK = 100
 AGE = re.compile(r"^(\d+)([dh])$")
 
 
@@ -39,12 +39,12 @@ def delete_old_operations(older_than=None, *, limit=None):
     old = BulkOperation.objects.filter(status__in=FINISHED, created_at__lt=cutoff).order_by("created_at")
     operations = items = 0
     while limit is None or operations < limit:
-        size = OPERATION_BATCH if limit is None else min(OPERATION_BATCH, limit - operations)
-        batch = list(old.values_list("pk", flat=True)[:size])
-        if not batch:
+        size = OPERATION_CHUNK if limit is None else min(OPERATION_CHUNK, limit - operations)
+        chunk = list(old.values_list("pk", flat=True)[:size])
+        if not chunk:
             break
-        items += delete_items(batch)
-        operations += BulkOperation.objects.filter(pk__in=batch).delete()[1].get(BulkOperation._meta.label, 0)
+        items += delete_items(chunk)
+        operations += BulkOperation.objects.filter(pk__in=chunk).delete()[1].get(BulkOperation._meta.label, 0)
     if operations:
         log.info("old operations deleted", extra={"operations": operations, "items": items, "cutoff": cutoff})
     return operations, items
@@ -53,8 +53,8 @@ def delete_old_operations(older_than=None, *, limit=None):
 def delete_items(op_ids):
     deleted = 0
     while True:
-        batch = BulkOperationItem.objects.filter(operation_id__in=op_ids).values("pk")[:ITEM_BATCH]
-        count = BulkOperationItem.objects.filter(pk__in=batch).delete()[0]
+        chunk = BulkOperationItem.objects.filter(operation_id__in=op_ids).values("pk")[:ITEM_CHUNK]
+        count = BulkOperationItem.objects.filter(pk__in=chunk).delete()[0]
         if not count:
             return deleted
         deleted += count

@@ -1,63 +1,36 @@
-"""The metric bulk operations. Each calls the same service as the single endpoint."""
+"""The metric operation types. Each calls the same service as the single endpoint; finding,
+locking, saving and describing metrics are the resource's (metrics/resources.py)."""
 
 from functools import cached_property
 
 from rest_framework import serializers
 
 from bulkops import errors
-from bulkops.operations import Operation, StrictSerializer
+from bulkops.operations import OperationType, StrictSerializer
 from bulkops.registry import register
-from bulkops.services import json_safe, restore_payload
 from config.exceptions import first_message
 
 from . import services
-from .filtersets import MetricFilterSet
-from .models import Metric, Verification
+from .models import Verification
+from .resources import Metrics
 
 
 class VerificationData(StrictSerializer):
     verification = serializers.ChoiceField(choices=Verification.choices)
 
 
-class MetricOperation(Operation):
-    resource = "metrics"
-    id_field = serializers.UUIDField
-    filterset_class = MetricFilterSet
-
-    def visible(self, user):
-        return Metric.objects.visible_to(user)
-
-    def lock(self, user, ids):
-        return services.lock(user, ids)
-
-    def apply(self, metric, ctx, data):
-        return services.apply_update(metric, ctx, data)
-
-    def save(self, changes):
-        services.save(changes)
-
-    def describe(self, change):
-        result = {"changed": change.changed, "version": change.metric.version}
-        if change.after:
-            result["after"] = json_safe(change.after)
-        return change.before or None, result
-
-
 @register
-class SetVerification(MetricOperation):
+class SetVerification(OperationType):
+    resource = Metrics
     name, label, data_serializer = "set_verification", "Set verification", VerificationData
 
 
 @register
-class Revert(MetricOperation):
-    """Undo another operation, item by item; each item's payload says what (bulkops.services.revert_operation)."""
+class Revert(OperationType):
+    """Undo another operation, item by item; each item's payload (Metrics.revert_payload) says what."""
 
-    name, label = "revert", "Revert"
+    resource, name, label = Metrics, "revert", "Revert"
     internal = True  # started by POST …/{id}/revert/, never named in a create request
-
-    def revert_payload(self, before, result):
-        """What undoes one item of an operation, from that item's `before` and `result`."""
-        return restore_payload(before, result)
 
     def apply(self, metric, ctx, data):
         return services.apply_revert(

@@ -29,6 +29,11 @@ class Change:
     events: list = field(default_factory=list)
 
     @property
+    def record(self):
+        """The changed metric, as the engine names it (bulkops.resources.VersionedResource)."""
+        return self.metric
+
+    @property
     def changed(self):
         return bool(self.events)
 

@@ -8,6 +8,8 @@ from bulkops.models import BulkOperation, BulkOperationItem
 from metrics.models import Metric, MetricPermission
 from tickets.models import Category, Ticket
 
+from .bookshelf.models import Book
+
 
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -108,3 +110,13 @@ class BulkOperationFactory(factory.django.DjangoModelFactory):
         self.skipped_items = counts["skipped"]
         self.processed_items = self.successful_items + self.failed_items
         self.save()
+
+
+class BookFactory(factory.django.DjangoModelFactory):
+    """The example resource's record (tests/bookshelf, docs/extending.md)."""
+
+    class Meta:
+        model = Book
+
+    title = factory.Sequence(lambda n: f"Book {n}")
+    shelf = "A"

@@ -12,3 +12,13 @@ from config.settings import *  # noqa: E402,F403
 
 # Factories create many users: a fast hasher keeps the suite quick (never in production).
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The example resource of docs/extending.md: an app of its own, in the tests only.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.bookshelf"]  # noqa: F405
+SPECTACULAR_SETTINGS = {  # noqa: F405
+    **SPECTACULAR_SETTINGS,  # noqa: F405
+    "ENUM_NAME_OVERRIDES": {
+        **SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],  # noqa: F405
+        "OperationResourceTypeEnum": ["books", "metrics", "tickets"],
+    },
+}

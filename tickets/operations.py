@@ -1,50 +1,29 @@
-"""The ticket bulk operations. Each calls the same service as the single endpoint."""
+"""The ticket operation types. Each calls the same service as the single endpoint; finding,
+locking, saving and describing tickets are the resource's (tickets/resources.py)."""
 
 from rest_framework import serializers
 
 from bulkops.api.mixins import StrictIntegerField, TextField
-from bulkops.operations import Operation, StrictSerializer
+from bulkops.operations import OperationType, StrictSerializer
 from bulkops.registry import register
-from bulkops.services import json_safe, restore_payload
 
 from . import services
 from .api.serializers import TicketChangesSerializer, TicketPatchSerializer, validate_category_id, validate_user_id
-from .filtersets import TicketFilterSet
 from .labels import VALUE_NAMES
-from .models import Priority, Status, Ticket, is_agent
+from .models import Priority, Status, is_agent
+from .resources import Tickets
 
 
-class TicketOperation(Operation):
-    resource = "tickets"
-    filterset_class = TicketFilterSet
+class TicketOperationType(OperationType):
+    resource = Tickets
     value_names = VALUE_NAMES
 
     def allowed(self, user):
         """Changing status, priority, category or assignee is for agents (tickets.services)."""
         return is_agent(user)
 
-    def visible(self, user):
-        return Ticket.objects.visible_to(user, include_deleted=self.include_deleted)
-
-    def lock(self, user, ids):
-        return services.lock(user, ids, include_deleted=self.include_deleted)
-
     def changeable(self, tickets):
         return tickets.filter(is_deleted=False)  # staff see deleted ones too; only restore takes them
-
-    def apply(self, ticket, ctx, data):
-        return services.apply_update(ticket, ctx, data)
-
-    def save(self, changes):
-        services.save(changes)
-
-    def describe(self, change):
-        result = {"changed": change.changed, "version": change.ticket.version}
-        if change.after:
-            result["after"] = json_safe(change.after)
-        if change.comments:
-            result["comment_id"] = change.comments[0].pk
-        return json_safe(change.before) or None, result
 
 
 class StatusData(StrictSerializer):
@@ -79,32 +58,32 @@ class FieldsData(TicketChangesSerializer):
 
 
 @register
-class UpdateStatus(TicketOperation):
+class UpdateStatus(TicketOperationType):
     name, label, data_serializer = "update_status", "Change status", StatusData
 
 
 @register
-class Assign(TicketOperation):
+class Assign(TicketOperationType):
     name, label, data_serializer = "assign", "Assign", AssignData
 
 
 @register
-class SetPriority(TicketOperation):
+class SetPriority(TicketOperationType):
     name, label, data_serializer = "set_priority", "Set priority", PriorityData
 
 
 @register
-class SetCategory(TicketOperation):
+class SetCategory(TicketOperationType):
     name, label, data_serializer = "set_category", "Set category", CategoryData
 
 
 @register
-class UpdateFields(TicketOperation):
+class UpdateFields(TicketOperationType):
     name, label, data_serializer = "update_fields", "Update fields", FieldsData
 
 
 @register
-class AddComment(TicketOperation):
+class AddComment(TicketOperationType):
     name, label, data_serializer = "add_comment", "Add comment", CommentData
 
     def allowed(self, user):
@@ -115,7 +94,7 @@ class AddComment(TicketOperation):
 
 
 @register
-class Delete(TicketOperation):
+class Delete(TicketOperationType):
     name, label, destructive = "delete", "Delete", True
 
     def allowed(self, user):
@@ -126,7 +105,7 @@ class Delete(TicketOperation):
 
 
 @register
-class Restore(TicketOperation):
+class Restore(TicketOperationType):
     name, label, include_deleted = "restore", "Restore", True
 
     def allowed(self, user):
@@ -140,19 +119,11 @@ class Restore(TicketOperation):
 
 
 @register
-class Revert(TicketOperation):
-    """Undo another operation, item by item; each item's payload says what (bulkops.services.revert_operation)."""
+class Revert(TicketOperationType):
+    """Undo another operation, item by item; each item's payload (Tickets.revert_payload) says what."""
 
     name, label, include_deleted = "revert", "Revert", True
     internal = True  # started by POST …/{id}/revert/, never named in a create request
-
-    def revert_payload(self, before, result):
-        """What undoes one item of an operation, from that item's `before` and `result`."""
-        if result.get("comment_id"):
-            return {"remove_comment": result["comment_id"]}
-        if "comment" in before:  # a removed comment: revert of a revert of add_comment
-            return {"add_comment": before["comment"]["body"]}
-        return restore_payload(before, result)
 
     def apply(self, ticket, ctx, data):
         if "remove_comment" in data:
@@ -168,7 +139,7 @@ class Revert(TicketOperation):
 
 
 @register
-class Patch(TicketOperation):
+class Patch(TicketOperationType):
     """Any editable fields, with an optional expected `version` (CONFLICT when stale): the
     collection PATCH (tickets/api/collection.py), where each item carries its own data."""
 

@@ -37,6 +37,11 @@ class Change:
     comments: list = field(default_factory=list)
 
     @property
+    def record(self):
+        """The changed ticket, as the engine names it (bulkops.resources.VersionedResource)."""
+        return self.ticket
+
+    @property
     def changed(self):
         return bool(self.events or self.comments)
 

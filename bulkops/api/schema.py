@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from .. import registry
 from ..representation import CreatedSerializer, FieldSelectionMixin, OperationSerializer
-from .serializers import ID_ALIASES, CreateOperationSerializer, public_names
+from .serializers import CreateOperationSerializer, public_names
 
 FIELDS = OpenApiParameter(
     "fields",
@@ -115,8 +115,6 @@ def link_follow_ups(create):
         create["responses"][code]["links"] = links
 
 
-ALIAS_OF = {resource: alias for alias, resource in ID_ALIASES.items() if resource}
-
 # 200 is a sync operation's final status, or a replayed Idempotency-Key's first answer, whose
 # shape is the 202 it repeats.
 OPERATION_OR_REPLAY = PolymorphicProxySerializer(
@@ -132,8 +130,10 @@ def camel(name):
 
 @cache
 def create_body(resource, operation_type):
-    """The create request of one operation type: its own `operation_data`, typed ids."""
+    """The create request of one operation type: its own `operation_data`, typed ids, and of
+    the id aliases only its resource's."""
     definition = registry.get(resource, operation_type)
+    alias = definition.resource.id_alias
 
     def ids():
         return serializers.ListField(child=definition.id_field(), required=False, allow_empty=False)
@@ -142,10 +142,9 @@ def create_body(resource, operation_type):
         "operation_type": serializers.ChoiceField(choices=[operation_type]),
         "operation_data": definition.data_serializer(required=False),
         "ids": ids(),
-        **{alias: None for alias in ALIAS_OF.values()},  # only the resource's own alias
+        **({alias: ids()} if alias else {}),
+        "id_aliases": lambda self: [alias] if alias else [],
     }
-    if resource in ALIAS_OF:
-        fields[ALIAS_OF[resource]] = ids()
     return type(f"{camel(resource)}{camel(operation_type)}", (CreateOperationSerializer,), fields)
 
 

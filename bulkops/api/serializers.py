@@ -2,8 +2,6 @@
 
 import json
 
-import django_filters
-from django.utils.datastructures import MultiValueDict
 from rest_framework import serializers
 
 from .. import conf, errors, followups, registry, webhooks
@@ -11,11 +9,8 @@ from ..models import Execution, Mode
 from ..operations import StrictSerializer
 from ..services import Request
 from .mixins import StrictBooleanField, StrictIntegerField
+from .selection import filter_data, parse_ids
 
-ID_ALIASES = {"ids": None, "ticket_ids": "tickets", "metric_ids": "metrics"}
-# What a JSON id may be, by the operation's id field: `"5"` is not a ticket id, nor 5 a metric id.
-ID_TYPES = {serializers.IntegerField: int, serializers.UUIDField: str}
-MAX_INT_ID = 2**63 - 1  # bigint: anything larger cannot exist, and would not fit the query
 MAX_METADATA_BYTES = 16 * 1024  # as compact UTF-8 JSON
 
 
@@ -58,8 +53,6 @@ class CreateOperationSerializer(OptionsSerializer):
 
     resource_type = serializers.ChoiceField(choices=[], required=False)
     ids = serializers.ListField(required=False, allow_empty=True)  # elements checked by parse_ids
-    ticket_ids = serializers.ListField(required=False, allow_empty=True)  # elements checked by parse_ids
-    metric_ids = serializers.ListField(required=False, allow_empty=True)  # elements checked by parse_ids
     filter = serializers.DictField(required=False, help_text='The list endpoint\'s filters, e.g. {"status": "open"}')
     operation_type = serializers.CharField()
     operation_data = serializers.DictField(required=False, default=dict)
@@ -71,6 +64,24 @@ class CreateOperationSerializer(OptionsSerializer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["resource_type"].choices = public_resources()
+
+    def get_fields(self):
+        """Each registered resource's alias for `ids` (`ticket_ids`), right after it."""
+        fields = super().get_fields()
+        aliases = {
+            # elements checked by parse_ids
+            alias: fields.pop(alias, None) or serializers.ListField(required=False, allow_empty=True)
+            for alias in self.id_aliases()
+        }
+        ordered = {}
+        for name, field in fields.items():
+            ordered[name] = field
+            if name == "ids":
+                ordered.update(aliases)
+        return ordered
+
+    def id_aliases(self):
+        return registry.id_aliases()
 
     def validate(self, attrs):
         resource = self.resource_of(attrs)
@@ -112,21 +123,24 @@ class CreateOperationSerializer(OptionsSerializer):
         return fixed or given
 
     def selection(self, attrs, resource, definition):
-        given = [key for key in (*ID_ALIASES, "filter") if key in attrs]
+        aliases = registry.id_aliases()
+        given = [key for key in ("ids", *aliases, "filter") if key in attrs]
         if len(given) != 1:
             raise serializers.ValidationError(
-                {"non_field_errors": ["Give exactly one selection: ids (or ticket_ids / metric_ids) or filter."]}
+                {"non_field_errors": [f"Give exactly one selection: ids (or {' / '.join(aliases)}) or filter."]}
             )
         key = given[0]
         if key == "filter":
             return self.resolve_filter(attrs["filter"], definition)
-        if ID_ALIASES[key] not in (None, resource):
-            raise serializers.ValidationError({key: [f"{key} selects {ID_ALIASES[key]}, not {resource}."]})
+        if aliases.get(key, resource) != resource:
+            raise serializers.ValidationError({key: [f"{key} selects {aliases[key]}, not {resource}."]})
         return parse_ids(attrs[key], definition, key)
 
     def resolve_filter(self, filters, definition):
         """The filter, resolved now to a snapshot of ids (ascending)."""
         filterset_class = definition.filterset_class
+        if filterset_class is None:
+            raise serializers.ValidationError({"filter": [f"{definition.resource.name} take no filter; give ids."]})
         unknown = sorted(set(filters) - set(filterset_class.base_filters))
         if unknown:
             raise serializers.ValidationError({"filter": [f"Unknown filter(s): {', '.join(unknown)}."]})
@@ -155,50 +169,6 @@ def public_names(resource):
 
 def public_resources():
     return [resource for resource in registry.resources() if public_names(resource)]
-
-
-def filter_data(filters, filterset_class):
-    """The filter as form data: plain values, and lists only where a filter takes several."""
-    data = MultiValueDict()
-    for name, value in filters.items():
-        values = value if isinstance(value, list) else [value]
-        multiple = isinstance(filterset_class.base_filters[name], django_filters.MultipleChoiceFilter)
-        scalars = all(isinstance(v, (str, int, float, bool)) for v in values)
-        if not values or len(values) > 1 and not multiple or not scalars:
-            expected = "a value or a list of values" if multiple else "a single value"
-            raise serializers.ValidationError({"filter": {name: [f"Expected {expected}."]}})
-        data.setlist(name, values)
-    return data
-
-
-def parse_ids(raw, definition, key="ids"):
-    """Validate a list of ids: not empty, not too many, right type, no duplicates."""
-    if not raw:
-        raise serializers.ValidationError({key: ["The selection is empty."]})
-    if len(raw) > conf.MAX_ITEMS:
-        raise serializers.ValidationError({key: [f"At most {conf.MAX_ITEMS} items per operation."]})
-    field, ids, seen = definition.id_field(), [], {}
-    json_type = ID_TYPES.get(definition.id_field, (int, str))
-    for position, value in enumerate(raw):
-        if isinstance(value, bool) or not isinstance(value, json_type):
-            expected = {int: "an integer", str: "a string"}.get(json_type, "an integer or a string")
-            raise serializers.ValidationError(
-                {key: [f"[{position}] {value!r} is not a valid id: expected {expected}."]}
-            )
-        if isinstance(value, int) and abs(value) > MAX_INT_ID:
-            raise serializers.ValidationError({key: [f"[{position}] {value!r} is out of range."]})
-        try:
-            # A JSON int is already what an integer id field would make of it (100,000 times).
-            parsed = value if type(value) is int else field.to_internal_value(value)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({key: [f"[{position}] {value!r}: {exc.detail[0]}"]}) from None
-        if parsed in seen:
-            raise serializers.ValidationError(
-                {key: [f"[{position}] duplicate id {value!r} (first at [{seen[parsed]}])."]}
-            )
-        seen[parsed] = position
-        ids.append(parsed)
-    return ids
 
 
 class StatsSerializer(serializers.Serializer):

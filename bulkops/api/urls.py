@@ -1,9 +1,9 @@
-"""The bulk-operation viewset, mounted for any resource and once per resource."""
+"""The bulk-operation viewset, mounted for any resource and once per registered resource."""
 
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
-from .batch import BatchGetView, BatchView
+from .. import registry
 from .views import BulkOperationViewSet
 
 
@@ -19,10 +19,15 @@ def mount(resource_type, basename):
     return [without_slash(p) if p.name == f"{basename}-items-csv" else p for p in router.urls]
 
 
+def resource_mounts():
+    """/api/v1/<resource>/bulk-operations/ for each resource a create request may name."""
+    for name in registry.resources():
+        basename = f"{registry.resource(name).label.lower()}-bulk-operation"
+        yield path(f"{name}/", include(mount(name, basename)))
+
+
 urlpatterns = [
-    path("batch/", BatchView.as_view(), name="batch"),
-    path("batch/get/", BatchGetView.as_view(), name="batch-get"),
+    path("", include("bulkops.batch.urls")),
     path("", include(mount(None, "bulk-operation"))),
-    path("tickets/", include(mount("tickets", "ticket-bulk-operation"))),
-    path("metrics/", include(mount("metrics", "metric-bulk-operation"))),
+    *resource_mounts(),
 ]

@@ -21,6 +21,7 @@ from bulkops import services as bulk
 from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
 from bulkops.api.mixins import StrictIntegerField
 from bulkops.api.serializers import ErrorBodySerializer
+from bulkops.counters import counters
 from bulkops.models import Execution, ItemStatus, Mode
 from bulkops.operations import StrictSerializer
 
@@ -98,9 +99,7 @@ def report(op):
         "failed_updates": [
             {"metric_id": i.target_id, "error": i.error_message, "error_code": i.error_code} for i in failed
         ],
-        "total_processed": op.processed_items,
-        "success_count": op.successful_items,
-        "failure_count": op.failed_items,
+        **counters(op, "collection_put"),
         "operation_id": op.pk,
     }
 

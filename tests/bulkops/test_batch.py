@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.throttling import ScopedRateThrottle
 
-from bulkops import batch
+from bulkops import registry
 from bulkops.models import BulkOperation
 from metrics.api.serializers import MetricSerializer
 from metrics.models import Metric
@@ -439,7 +439,7 @@ def test_it_is_throttled_per_user(client_for, agent, monkeypatch):
 
 
 def test_bulkops_never_imports_a_domain_app():
-    root = Path(batch.__file__).parent
+    root = Path(registry.__file__).parent
     imported = set()
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -450,8 +450,8 @@ def test_bulkops_never_imports_a_domain_app():
     assert not imported & {"tickets", "metrics"}
 
 
-def test_each_domain_app_registered_its_handler():
-    assert batch.resource_types() == ["categories", "metrics", "tickets"]
+def test_each_domain_app_registered_its_batch_resources():
+    assert registry.batch_resources() == ["categories", "metrics", "tickets"]
 
 
 # --- POST /api/v1/batch/get/ -----------------------------------------------------------------

@@ -55,8 +55,8 @@ def test_it_keeps_old_operations_that_have_not_finished(user, status):
 
 @pytest.mark.django_db
 def test_it_deletes_items_in_batches(user, monkeypatch):
-    monkeypatch.setattr(retention, "ITEM_BATCH", 4)
-    monkeypatch.setattr(retention, "OPERATION_BATCH", 2)
+    monkeypatch.setattr(retention, "ITEM_CHUNK", 4)
+    monkeypatch.setattr(retention, "OPERATION_CHUNK", 2)
     for _ in range(3):
         operation(user, days_ago=40, items=10)
     kept = operation(user, days_ago=1, items=10)

@@ -23,6 +23,7 @@ from bulkops import services as bulk
 from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
 from bulkops.api.mixins import StrictIntegerField
 from bulkops.api.serializers import ErrorBodySerializer
+from bulkops.counters import counters
 from bulkops.models import Execution, Mode, Status
 
 from ..models import Ticket
@@ -92,7 +93,7 @@ def change_tickets(user, elements):
 def answer(op):
     """200 with every ticket as it is now, or 422 with every item's error."""
     items = list(op.items.order_by("position").only("target_id", "error_code", "error_message"))
-    body = {"success_count": op.successful_items, "fail_count": op.failed_items, "operation_id": op.pk}
+    body = {**counters(op, "collection_patch"), "operation_id": op.pk}
     if op.status == Status.FAILED:
         errors = [{"id": int(i.target_id), "error_code": i.error_code, "error_message": i.error_message} for i in items]
         body = {"success": False, **body, "errors": errors}

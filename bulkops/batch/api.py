@@ -12,22 +12,24 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import batch, services
+from .. import registry, services
+from ..api.mixins import StrictBooleanField, idempotency_key
+from ..api.selection import ID_TYPES, MAX_INT_ID, parse_ids
+from ..api.serializers import ErrorBodySerializer
+from ..api.throttling import ScopedRateThrottle
 from ..models import Mode, Status
 from ..operations import StrictSerializer
-from .mixins import StrictBooleanField, idempotency_key
-from .serializers import ID_TYPES, MAX_INT_ID, ErrorBodySerializer, parse_ids
-from .throttling import ScopedRateThrottle
+from . import operations as batch
 
 
-def parse_id(handler, value):
+def parse_id(resource, value):
     """One record id, as strict as `parse_ids`; stored as JSON (a UUID as its string)."""
-    json_type = ID_TYPES.get(handler.id_field, (int, str))
+    json_type = ID_TYPES.get(resource.id_field, (int, str))
     out_of_range = isinstance(value, int) and abs(value) > MAX_INT_ID
     if isinstance(value, bool) or not isinstance(value, json_type) or out_of_range:
-        raise serializers.ValidationError({"id": [f"{value!r} is not a valid {handler.resource_type} id."]})
+        raise serializers.ValidationError({"id": [f"{value!r} is not a valid {resource.name} id."]})
     try:
-        parsed = handler.parse_id(value)
+        parsed = resource.parse_id(value)
     except serializers.ValidationError as exc:
         raise serializers.ValidationError({"id": exc.detail}) from None
     return parsed if isinstance(parsed, int) else str(parsed)
@@ -44,19 +46,19 @@ class BatchItemSerializer(StrictSerializer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["resource_type"].choices = batch.resource_types()
+        self.fields["resource_type"].choices = registry.batch_resources()
 
     def validate(self, attrs):
-        handler, method = batch.get_handler(attrs["resource_type"]), attrs["method"]
-        if method not in handler.methods:
-            allowed = ", ".join(handler.methods)
-            raise serializers.ValidationError({"method": [f"{handler.resource_type} take {allowed}, not {method}."]})
+        resource, method = batch.resource_of(attrs["resource_type"]), attrs["method"]
+        if method not in resource.batch_methods:
+            allowed = ", ".join(resource.batch_methods)
+            raise serializers.ValidationError({"method": [f"{resource.name} take {allowed}, not {method}."]})
         if method == "POST" and "id" in attrs:
             raise serializers.ValidationError({"id": ["POST creates a record: give no id."]})
         if method != "POST":
             if "id" not in attrs:
                 raise serializers.ValidationError({"id": [f"{method} needs the record's id."]})
-            attrs["id"] = parse_id(handler, attrs["id"])
+            attrs["id"] = parse_id(resource, attrs["id"])
         if method == "DELETE" and attrs.get("data"):
             raise serializers.ValidationError({"data": ["DELETE takes no data."]})
         return attrs
@@ -110,18 +112,18 @@ class BatchGetSerializer(StrictSerializer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["resource_type"].choices = batch.resource_types()
+        self.fields["resource_type"].choices = registry.batch_resources()
 
     def validate(self, attrs):
-        handler = batch.get_handler(attrs["resource_type"])
-        attrs["ids"] = parse_ids(attrs["ids"], handler)
-        known = list(handler.serializer_class().fields)
+        resource = batch.resource_of(attrs["resource_type"])
+        attrs["ids"] = parse_ids(attrs["ids"], resource)
+        known = list(resource.serializer_class().fields)
         unknown = sorted(set(attrs.get("fields", ())) - set(known))
         if unknown:
             raise serializers.ValidationError(
                 {"fields": [f"Unknown field(s): {', '.join(unknown)}; one of: {', '.join(known)}."]}
             )
-        return {**attrs, "handler": handler}
+        return {**attrs, "resource": resource}
 
 
 class BatchGetResultSerializer(serializers.Serializer):
@@ -183,5 +185,5 @@ class BatchGetView(APIView):
         body = BatchGetSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         attrs = body.validated_data
-        report = batch.get_many(request.user, attrs["handler"], attrs["ids"], attrs.get("fields"))
+        report = batch.get_many(request.user, attrs["resource"], attrs["ids"], attrs.get("fields"))
         return Response(BatchGetReportSerializer(report).data)

@@ -5,9 +5,9 @@ one item per requested operation, in the order given, run by the engine one item
 chunk, so each runs in its own transaction with its rows locked — or, atomic, all in one,
 stopping at the first failure: later entries may build on earlier ones, so they cannot be
 checked alone, and are reported ROLLED_BACK like the entries before it.
-What an item does belongs to the handler of its resource type: each domain app registers
-one in `<app>/batch.py` (loaded with the apps), built on the same serializers and services
-as its single endpoints. `bulkops` never imports a domain app.
+What an item does belongs to its resource (bulkops.resources.Resource: `batch_methods`,
+`create`, `update`, `delete`), registered by its domain app on the same serializers and
+services as its single endpoints. `bulkops` never imports a domain app.
 """
 
 from contextlib import contextmanager
@@ -17,10 +17,12 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from . import errors, services
-from .models import Execution, ItemStatus, Mode
-from .operations import Operation
-from .registry import register
+from .. import errors, registry, services
+from ..counters import counters
+from ..models import Execution, ItemStatus, Mode
+from ..operations import OperationType
+from ..registry import register, register_resource
+from ..resources import Resource
 
 MAX_OPERATIONS = 50
 MAX_GET_IDS = 100
@@ -30,67 +32,9 @@ METHOD_STATUS = {"POST": 201, "PATCH": 200, "DELETE": 204}
 ERROR_TYPES = {400: "validation_error", 403: "permission_error", 404: "not_found_error", 409: "conflict_error"}
 
 
-class Handler:
-    """What the batch endpoints do with one resource type; a domain app subclasses it."""
-
-    resource_type = None  # "tickets"
-    label = None  # "Ticket", for messages
-    methods = ("POST", "PATCH", "DELETE")  # those its single endpoints take
-    id_field = serializers.IntegerField
-    serializer_class = None  # the record as the single GET shows it
-
-    def visible(self, user):
-        """The records `user` may read."""
-        raise NotImplementedError
-
-    def lock(self, user, ids):
-        """{pk: record} for the records among `ids` that `user` may see, locked in pk order."""
-        raise NotImplementedError
-
-    def create(self, ctx, data):
-        """POST: validate, check, create; return the representation."""
-        raise NotImplementedError
-
-    def update(self, record, ctx, data):
-        """PATCH of a locked record: validate, check, change, write; return the representation."""
-        raise NotImplementedError
-
-    def delete(self, record, ctx):
-        """DELETE of a locked record."""
-        raise NotImplementedError
-
-    def parse_id(self, value):
-        return self.id_field().to_internal_value(value)
-
-    def represent(self, records, fields=None, *, many=False):
-        return self.serializer_class(records, many=many, context={"fields": fields}).data
-
-
-_handlers = {}
-
-
-def register_handler(handler_class):
-    """Class decorator: make a resource type available to the batch endpoints."""
-    handler = handler_class()
-    if handler.resource_type in _handlers:
-        raise ValueError(f"batch handler for {handler.resource_type} is registered twice")
-    _handlers[handler.resource_type] = handler
-    return handler_class
-
-
-def get_handler(resource_type):
-    return _handlers.get(resource_type)
-
-
-def resource_types():
-    return sorted(_handlers)
-
-
-def validated(serializer):
-    """The validated data, or the item fails VALIDATION_ERROR with the single endpoint's message."""
-    if not serializer.is_valid():
-        raise errors.ValidationFailed(errors.first_message(serializer.errors))
-    return serializer.validated_data
+def resource_of(resource_type):
+    """The resource a batch entry names; only those with batch methods are offered."""
+    return registry.resource(resource_type)
 
 
 def error_of(code, message):
@@ -125,39 +69,47 @@ def refused_by_database():
         raise errors.from_database(exc) from exc
 
 
+@register_resource
+class Mixed(Resource):
+    """The records of a batch: any resource's, each target "tickets:12"."""
+
+    name, label = "mixed", "Record"
+    id_field = serializers.CharField
+    revert_type = None  # a batch is not reverted
+
+
 @register
-class Batch(Operation):
+class Batch(OperationType):
     """Item payload: {"method", "resource_type", "id"?, "data"?, "ref"?}; target "tickets:12"."""
 
-    resource, name, label = "mixed", "batch", "Batch"
+    resource, name, label = Mixed, "batch", "Batch"
     internal = True  # started by POST /api/v1/batch/ only
-    id_field = serializers.CharField
 
     def parse_id(self, target_id):
         resource_type, _, raw = target_id.partition(":")
-        return resource_type, None if raw == NEW else get_handler(resource_type).parse_id(raw)
+        return resource_type, None if raw == NEW else resource_of(resource_type).parse_id(raw)
 
     def lock(self, user, keys):
         records = dict.fromkeys(keys, NOTHING)
         for resource_type in sorted({resource_type for resource_type, _ in keys}):
             ids = [pk for other, pk in keys if other == resource_type and pk is not None]
             if ids:
-                locked = get_handler(resource_type).lock(user, ids)
+                locked = resource_of(resource_type).lock(user, ids)
                 records.update({(resource_type, pk): record for pk, record in locked.items()})
         return records
 
     def apply(self, record, ctx, step):
-        handler, method, data = get_handler(step["resource_type"]), step["method"], step.get("data") or {}
+        resource, method, data = resource_of(step["resource_type"]), step["method"], step.get("data") or {}
         if method != "POST" and record is NOTHING:
-            raise errors.NotFound(f"{handler.label} {step['id']} not found")
-        # The handler writes at once (a create cannot wait for `save`), in a savepoint of its own.
+            raise errors.NotFound(f"{resource.label} {step['id']} not found")
+        # The resource writes at once (a create cannot wait for `save`), in a savepoint of its own.
         with refused_by_database():
             if method == "POST":
-                body = handler.create(ctx, data)
+                body = resource.create(ctx, data)
             elif method == "PATCH":
-                body = handler.update(record, ctx, data)
+                body = resource.update(record, ctx, data)
             else:
-                body = handler.delete(record, ctx)
+                body = resource.delete(record, ctx)
         return Done(METHOD_STATUS[method], body)
 
     def save(self, changes):
@@ -174,7 +126,7 @@ def target_of(step):
 def run_batch(user, steps, *, atomic=False, idempotency_key=None, body_fingerprint=""):
     """Record the batch and run it now, one item per chunk; returns (operation, created)."""
     request = services.Request(
-        resource_type=Batch.resource,
+        resource_type=Mixed.name,
         operation_type=Batch.name,
         ids=[target_of(step) for step in steps],
         payloads=steps,
@@ -204,8 +156,7 @@ def report(op):
         "total_operations": op.total_items,
         "results": [result_of(item) for item in items],
         "summary": {
-            "completed": op.successful_items,
-            "failed": op.failed_items,
+            **counters(op, "batch_summary"),
             "success_rate": op.success_rate,
             "progress": float(op.progress_percentage),
         },
@@ -217,16 +168,16 @@ def report(op):
 # --- batch get ---------------------------------------------------------------------------
 
 
-def get_many(user, handler, ids, fields=None):
+def get_many(user, resource, ids, fields=None):
     """The records in request order, those `user` cannot see as 404 results: one query for all."""
-    found = handler.visible(user).in_bulk(ids)
-    bodies = dict(zip(found, handler.represent(list(found.values()), fields, many=True), strict=True))
+    found = resource.visible(user).in_bulk(ids)
+    bodies = dict(zip(found, resource.represent(list(found.values()), fields, many=True), strict=True))
     results = []
     for pk in ids:
         if pk in bodies:
             results.append({"id": pk, "status": "success", "data": bodies[pk], "error": None, "status_code": 200})
         else:
-            refusal = errors.NotFound(f"{handler.label} {pk} not found")
+            refusal = errors.NotFound(f"{resource.label} {pk} not found")
             error = error_of(refusal.code, refusal.message)
             results.append({"id": pk, "status": "error", "data": None, "error": error, "status_code": 404})
     return {
