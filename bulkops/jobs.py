@@ -40,7 +40,7 @@ def enqueue_slices(op_id, slices, *, pending=True):
     """Enqueue each slice whose job rq will not run, under its fixed id: a duplicate enqueue
     adds nothing. `pending`: whether the operation has not started yet (see `will_run`)."""
     q = queue()
-    for number, job in dead_slices(op_id, slices, pending):
+    for number, job in dead_slices(slice_jobs([(op_id, slices)])[op_id], pending):
         if job is not None:
             # Out of every registry first: else rq's cleanup of the dead one would later take
             # the new job under this id for abandoned.
@@ -57,12 +57,19 @@ def enqueue_operation(op_id, slices):
         log.warning("enqueue failed; the workers' sweep will enqueue it: %s", exc, extra={"operation_id": str(op_id)})
 
 
-def dead_slices(op_id, slices, pending):
-    """(number, job or None) of each slice whose job rq will not run, read in one round trip."""
+def slice_jobs(operations):
+    """{operation id: [its slice jobs, None where rq has none]} for (id, slices) pairs, read in
+    one round trip however many operations a sweep looks at."""
     q = queue()
-    found = Job.fetch_many([job_id(op_id, n) for n in range(slices)], connection=q.connection, serializer=q.serializer)
+    ids = [job_id(op_id, n) for op_id, slices in operations for n in range(slices)]
+    found = iter(Job.fetch_many(ids, connection=q.connection, serializer=q.serializer))
+    return {op_id: [next(found) for _ in range(slices)] for op_id, slices in operations}
+
+
+def dead_slices(jobs, pending):
+    """(number, job or None) of each slice whose job rq will not run."""
     cutoff = stale_cutoff()
-    return [(number, job) for number, job in enumerate(found) if not will_run(job, pending, cutoff)]
+    return [(number, job) for number, job in enumerate(jobs) if not will_run(job, pending, cutoff)]
 
 
 def will_run(job, pending, cutoff):
@@ -94,10 +101,11 @@ def recover_stale():
         Q(status=Status.PENDING, execution=Execution.ASYNC)
         | Q(status__in=[Status.IN_PROGRESS, Status.CANCELLING], heartbeat_at__lt=stale_cutoff())
     ).only("pk", "slices", "status", "heartbeat_at")
+    jobs = slice_jobs([(op.pk, op.slices) for op in candidates])
     resumed = []
     for op in candidates:
         pending = op.status == Status.PENDING
-        dead = dead_slices(op.pk, op.slices, pending)
+        dead = dead_slices(jobs[op.pk], pending)
         if not dead or (not pending and len(dead) < op.slices):  # pending: any slice; running: all
             continue
         # Claim it first, so that two recoverers running at once enqueue it only once.
