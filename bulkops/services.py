@@ -102,48 +102,74 @@ def start_operation(user, request, *, idempotency_key=None, body_fingerprint="")
     user's row, so that it holds across processes.
     """
     with transaction.atomic():
-        lock_user(user)
-        if idempotency_key:
-            existing = find_idempotent(user, idempotency_key, body_fingerprint)
-            if existing:
-                return existing, False
-        if BulkOperation.objects.filter(user=user).active().count() >= conf.MAX_ACTIVE_PER_USER:
-            raise errors.TooManyActive()
-        sync = request.execution == Execution.SYNC
-        op = BulkOperation.objects.create(
-            user=user,
-            resource_type=request.resource_type,
-            operation_type=request.operation_type,
-            operation_data=request.operation_data,
-            metadata=request.metadata,
-            mode=request.mode,
-            execution=request.execution,
-            dry_run=request.dry_run,
+        op, created = create_operation(
+            user,
+            request,
             total_items=len(request.ids),
-            batch_size=request.batch_size,
-            slices=1 if sync or request.mode == Mode.ATOMIC else slice_count(len(request.ids)),
-            idempotency_key=idempotency_key or None,
-            fingerprint=body_fingerprint,
-            callback_url=request.callback_url,
-            reverts=request.reverts,
-            retry_of=request.retry_of,
+            idempotency_key=idempotency_key,
+            body_fingerprint=body_fingerprint,
         )
+        if not created:
+            return op, False
         insert_items(op, request.ids, request.payloads)
-        if not sync:
-            transaction.on_commit(partial(jobs.enqueue_operation, op.pk, op.slices))
+        launch(op)
+    return finish_launch(op), True
+
+
+def create_operation(user, request, *, total_items, idempotency_key=None, body_fingerprint=""):
+    """The operation row (inside the caller's transaction), or the one an earlier request with
+    the same Idempotency-Key made: (operation, created). Its items are the caller's to write."""
+    lock_user(user)
+    if idempotency_key:
+        existing = find_idempotent(user, idempotency_key, body_fingerprint)
+        if existing:
+            return existing, False
+    if BulkOperation.objects.filter(user=user).active().count() >= conf.MAX_ACTIVE_PER_USER:
+        raise errors.TooManyActive()
+    sync = request.execution == Execution.SYNC
+    op = BulkOperation.objects.create(
+        user=user,
+        resource_type=request.resource_type,
+        operation_type=request.operation_type,
+        operation_data=request.operation_data,
+        metadata=request.metadata,
+        mode=request.mode,
+        execution=request.execution,
+        dry_run=request.dry_run,
+        total_items=total_items,
+        batch_size=request.batch_size,
+        slices=1 if sync or request.mode == Mode.ATOMIC else slice_count(total_items),
+        idempotency_key=idempotency_key or None,
+        fingerprint=body_fingerprint,
+        callback_url=request.callback_url,
+        reverts=request.reverts,
+        retry_of=request.retry_of,
+    )
+    return op, True
+
+
+def launch(op):
+    """Once the operation and all its items are written (inside the same transaction): an
+    async operation is enqueued when it commits."""
+    if op.execution != Execution.SYNC:
+        transaction.on_commit(partial(jobs.enqueue_operation, op.pk, op.slices))
+
+
+def finish_launch(op):
+    """After the commit: log it, and run a sync operation here, in the request."""
     log.info(
         "operation created",
         extra={
             "operation_id": str(op.pk),
-            "user_id": user.pk,
+            "user_id": op.user_id,
             "operation_type": op.operation_type,
             "total_items": op.total_items,
         },
     )
-    if sync:
+    if op.execution == Execution.SYNC:
         run_now(op)
         op.refresh_from_db()
-    return op, True
+    return op
 
 
 def run_now(op):
