@@ -12,6 +12,8 @@ from django.conf import settings
 from django.http.request import is_same_domain, split_domain_port, validate_host
 from rest_framework.authtoken.models import Token
 
+from .api.mixins import NUL
+
 
 def same_origin(scope, origin):
     """The handshake's own origin: the scheme the server sees and the Host it was sent to
@@ -54,7 +56,8 @@ class OriginCheck(BaseMiddleware):
 @database_sync_to_async
 def user_from_header(header):
     keyword, _, key = header.partition(" ")
-    if keyword.lower() not in {"token", "bearer"} or not key.strip():
+    # A NUL cannot be in any key, and PostgreSQL refuses to compare text holding one.
+    if keyword.lower() not in {"token", "bearer"} or not key.strip() or NUL in key:
         return None
     token = Token.objects.select_related("user").filter(key=key.strip()).first()
     return token.user if token and token.user.is_active else None

@@ -133,6 +133,12 @@ async def test_a_wrong_token_closes_4401(op):
         assert await closed_with(client) == CLOSE_UNAUTHENTICATED
 
 
+async def test_a_nul_in_the_authorization_header_closes_4401(op):
+    # PostgreSQL cannot compare text holding NUL: looking the key up would raise, not refuse.
+    async with socket(op, headers=(ORIGIN, (b"authorization", b"Token abc\x00def"))) as client:
+        assert await closed_with(client) == CLOSE_UNAUTHENTICATED
+
+
 async def test_a_forged_or_expired_ticket_closes_4401(op, owner, settings):
     link = (await sync_to_async(status_of)(op, owner))["links"]["websocket"]
     query = urlsplit(link).query
