@@ -101,8 +101,8 @@ class ImportType(OperationType):
             if action == UPDATE:
                 raise errors.NotFound(f"No {self.resource.label.lower()} with {match_on} {key}")
             raise errors.Conflict(f"A {self.resource.label.lower()} with {match_on} {key} exists already")
-        if record is not None:
-            return self.update_row(record, ctx, fields)
+        if record is not None:  # the key it matched on is no change
+            return self.update_row(record, ctx, {name: v for name, v in fields.items() if name != match_on})
         if key not in (None, "") and (action == UPDATE or match_on == "id"):
             self.check_key(match_on, key)
             raise errors.NotFound(f"No {self.resource.label.lower()} with {match_on} {key}")
@@ -347,9 +347,10 @@ def write_items(op, match_on, rows):
     total, limit, now = 0, conf.MAX_ITEMS, timezone.now()
     if connection.vendor != "postgresql":
         return write_items_in_batches(op, match_on, rows, limit, now)
-    with connection.cursor() as cursor, cursor.cursor.copy(
-        f"COPY {BulkOperationItem._meta.db_table} ({COPY_COLUMNS}) FROM STDIN"
-    ) as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {BulkOperationItem._meta.db_table} ({COPY_COLUMNS}) FROM STDIN") as copy,
+    ):
         for position, row in enumerate(rows):
             if position >= limit:
                 raise FileRefused(f"An import takes at most {limit} rows.")
@@ -432,4 +433,3 @@ def result_cells(op, item):
 
 def is_import(op):
     return op.operation_type == IMPORT and isinstance(op.operation_data, dict) and "columns" in op.operation_data
-

@@ -107,7 +107,9 @@ class ImportView(APIView):
         fingerprint = ""
         if key:
             content = file_digest(upload) if upload is not None else body.validated_data["rows"]
-            fingerprint = services.fingerprint({"import": self.resource_type, "options": vars(options), "rows": content})
+            fingerprint = services.fingerprint(
+                {"import": self.resource_type, "options": vars(options), "rows": content}
+            )
         try:
             op, created = imports.start_import(
                 request.user, definition, options, source, idempotency_key=key, body_fingerprint=fingerprint

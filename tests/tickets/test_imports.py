@@ -49,13 +49,19 @@ def test_an_upsert_creates_new_rows_and_updates_matching_ones_by_external_id(cli
     ]
     status, items = run(client_for(agent), {"rows": rows, "match_on": "external_id"})
     assert (status["status"], status["created_items"], status["updated_items"], status["failed_items"]) == (
-        "partial", 1, 1, 1
+        "partial",
+        1,
+        1,
+        1,
     )
     existing.refresh_from_db()
     assert (existing.title, existing.priority, existing.version) == ("Renamed", "high", 2)
     created = Ticket.objects.get(external_id="EXT-2")
     assert (created.title, created.category_id, created.requester_id, created.version) == (
-        "New one", category.pk, agent.pk, 1
+        "New one",
+        category.pk,
+        agent.pk,
+        1,
     )
     assert [(i["position"], i["item_id"], i["status"], (i["result"] or {}).get("action")) for i in items] == [
         (0, str(existing.pk), "succeeded", "updated"),
@@ -70,10 +76,225 @@ def test_an_upsert_creates_new_rows_and_updates_matching_ones_by_external_id(cli
 @pytest.mark.django_db(transaction=True)
 def test_a_csv_file_is_imported(client_for):
     agent = AgentFactory()
-    content = "\ufefftitle,priority,assignee_id\r\nFirst,high,\r\n\"Second, with comma\",low,%d\r\n" % agent.pk
+    content = '\ufefftitle,priority,assignee_id\r\nFirst,high,\r\n"Second, with comma",low,%d\r\n' % agent.pk
     status, items = run(client_for(agent), upload=("t.csv", content.encode()), action="create")
     assert (status["status"], status["created_items"]) == ("completed", 2), items
     assert list(Ticket.objects.order_by("pk").values_list("title", "priority", "assignee_id")) == [
         ("First", "high", None),
         ("Second, with comma", "low", agent.pk),
     ]
+
+
+def upload(client, content, name="rows.csv", **options):
+    return client.post(URL, {"file": io.BytesIO(content) | name_of(name), **options}, format="multipart")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_row_gets_the_outcome_code_a_single_request_would(client_for):
+    agent, requester = AgentFactory(), UserFactory()
+    closed = TicketFactory(external_id="CLOSED", status="closed")
+    mine = TicketFactory(external_id="MINE", requester=requester)
+    TicketFactory(external_id="SECRET")  # another requester's: the requester cannot see it
+    rows = [
+        {"external_id": "CLOSED", "status": "open"},  # INVALID_TRANSITION (as agent, below)
+        {"external_id": "NEW-1", "title": "One"},
+        {"external_id": "NEW-1", "title": "Again"},  # DUPLICATE_ROW
+    ]
+    status, items = run(client_for(agent), {"rows": rows, "match_on": "external_id"})
+    assert [(i["status"], i["error_code"]) for i in items] == [
+        ("failed", "INVALID_TRANSITION"),
+        ("succeeded", ""),
+        ("failed", "DUPLICATE_ROW"),
+    ]
+    assert items[2]["error_message"] == "The same external_id as row 1"
+    assert (status["processed_items"], status["failed_items"]) == (3, 2)
+    closed.refresh_from_db()
+    assert closed.status == "closed"
+
+    rows = [
+        {"external_id": "MINE", "title": "Mine, renamed"},
+        {"external_id": "MINE-2", "title": "Mine too", "priority": "high"},  # PERMISSION_DENIED: agents only
+        {"external_id": "SECRET", "title": "Hijack"},  # CONFLICT: never a second SECRET, never revealed
+        {"external_id": "NEW-1", "title": "Again"},  # CONFLICT for create: it exists (and is hidden)
+    ]
+    _, items = run(client_for(requester), {"rows": rows, "match_on": "external_id", "action": "upsert"})
+    assert [(i["status"], i["error_code"]) for i in items] == [
+        ("succeeded", ""),
+        ("failed", "PERMISSION_DENIED"),
+        ("failed", "CONFLICT"),
+        ("failed", "CONFLICT"),
+    ]
+    mine.refresh_from_db()
+    assert mine.title == "Mine, renamed"
+    assert Ticket.objects.filter(external_id="SECRET").count() == 1
+    assert not Ticket.objects.filter(external_id="MINE-2").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_conflicts_on_an_existing_key_and_update_does_not_find_a_missing_one(client_for):
+    agent = AgentFactory()
+    ticket = TicketFactory(external_id="A")
+    _, created = run(
+        client_for(agent), {"rows": [{"external_id": "A", "title": "x"}], "match_on": "external_id", "action": "create"}
+    )
+    _, updated = run(
+        client_for(agent),
+        {"rows": [{"id": ticket.pk + 1000, "title": "x"}, {"id": "abc", "title": "y"}], "action": "update"},
+    )
+    assert [(i["error_code"]) for i in created] == ["CONFLICT"]
+    assert [(i["error_code"]) for i in updated] == ["NOT_FOUND", "VALIDATION_ERROR"]
+    assert updated[1]["result"] == {"error_details": {"id": ["A valid integer is required."]}}
+    assert Ticket.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dry_run_previews_and_writes_nothing(client_for):
+    agent = AgentFactory()
+    TicketFactory(external_id="A", title="Old")
+    rows = [{"external_id": "A", "title": "New"}, {"external_id": "B", "title": "B"}, {"external_id": "C"}]
+    status, items = run(client_for(agent), {"rows": rows, "match_on": "external_id", "dry_run": True})
+    assert (status["created_items"], status["updated_items"], status["failed_items"]) == (1, 1, 1)
+    assert [(i["result"] or {}).get("action") for i in items] == ["updated", "created", None]
+    assert list(Ticket.objects.values_list("external_id", "title")) == [("A", "Old")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revert_soft_deletes_what_the_import_created_and_restores_what_it_updated(client_for):
+    agent = AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"])
+    client = client_for(agent)
+    old = TicketFactory(external_id="A", title="Old")
+    status, _ = run(
+        client,
+        {"rows": [{"external_id": "A", "title": "New"}, {"external_id": "B", "title": "B"}], "match_on": "external_id"},
+    )
+    response = client.post(f"/api/v1/bulk-operations/{status['operation_id']}/revert/", {}, format="json")
+    assert response.status_code == 202, response.json()
+    work_off()
+    assert client.get(response.json()["links"]["self"]).json()["status"] == "completed"
+    old.refresh_from_db()
+    created = Ticket.objects.get(external_id="B")
+    assert (old.title, created.is_deleted) == ("Old", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retry_sends_the_failed_rows_again(client_for):
+    agent = AgentFactory()
+    client = client_for(agent)
+    status, _ = run(
+        client, {"rows": [{"external_id": "A", "title": "x"}], "match_on": "external_id", "action": "update"}
+    )
+    TicketFactory(external_id="A", title="Old")
+    response = client.post(f"/api/v1/bulk-operations/{status['operation_id']}/retry/", {}, format="json")
+    assert response.status_code == 202, response.json()
+    work_off()
+    retried = client.get(response.json()["links"]["self"]).json()
+    assert (retried["operation_type"], retried["status"], retried["updated_items"]) == ("import", "completed", 1)
+    assert Ticket.objects.get().title == "x"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_items_csv_echoes_the_rows_with_their_outcome_and_neutralises_formulas(client_for):
+    agent = AgentFactory()
+    client = client_for(agent)
+    content = b"external_id,title,priority\nA,=cmd|' /C calc'!A0,high\nB,-2+3,bogus\n"
+    response = upload(client, content, match_on="external_id")
+    assert response.status_code == 202, response.json()
+    work_off()
+    links = response.json()["links"]
+    created = Ticket.objects.get(external_id="A")
+    failed = client.get(links["items_csv"] + "?status=failed")
+    assert b"".join(failed.streaming_content).decode().splitlines() == [
+        "external_id,title,priority,row,item_id,status,error_code,error_message",
+        'B,\'-2+3,bogus,1,,failed,VALIDATION_ERROR,"priority: ""bogus"" is not a valid choice."',
+    ]
+    lines = b"".join(client.get(links["items_csv"]).streaming_content).decode().splitlines()
+    assert lines[1] == f"A,'=cmd|' /C calc'!A0,high,0,{created.pk},succeeded,,"
+    assert lines[2].startswith("B,'-2+3,bogus,1,,failed,VALIDATION_ERROR,")
+    assert created.title == "=cmd|' /C calc'!A0"  # stored as given; only the export is neutralised
+
+
+BAD_FILES = [
+    (b"", "The submitted file is empty."),
+    (b"title,priority\r\n", "The file has no rows"),
+    (b"title,colour\nA,red\n", "unknown column(s): colour"),
+    (b"title,\nA,b\n", "distinct name for each column"),
+    (b"title\n\xff\xfe broken\n", "not valid UTF-8"),
+    (b"title\n" + b'"' + b"x" * (10 * 1024 * 1024) + b'"\n', "field larger than field limit"),
+    (b"title\nA\x00B\n", "NUL"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("content", "message"), BAD_FILES)
+def test_a_bad_file_is_refused_whole_and_leaves_nothing_behind(client_for, content, message):
+    response = upload(client_for(AgentFactory()), content)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert (BulkOperation.objects.count(), Ticket.objects.count()) == (0, 0)
+
+
+BAD_JSONL = [
+    (b'{"title": "a"}\n[1, 2]\n', "Line 2 is not a JSON object."),
+    (b'{"title": "a"}\n{"title": \n', "Line 2 is not JSON"),
+    (b'{"title": "a", "colour": "red"}\n', "Line 1 has unknown column(s): colour"),
+    (b'{"title": "a\\u0000"}\n', "NUL"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("content", "message"), BAD_JSONL)
+def test_a_bad_json_lines_file_is_refused_whole(client_for, content, message):
+    response = upload(client_for(AgentFactory()), content, name="rows.jsonl")
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert BulkOperation.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"action": "update", "match_on": "external_id"}, "has no external_id column"),
+        ({"match_on": "title"}, "Match tickets on id or external_id."),
+        ({"format": "xlsx"}, '"xlsx" is not a valid choice.'),
+        ({"action": "merge"}, '"merge" is not a valid choice.'),
+        ({"dry_run": "maybe"}, "Must be a valid boolean."),
+    ],
+)
+def test_bad_options_are_refused(client_for, options, message):
+    response = upload(client_for(AgentFactory()), b"title\nA\n", **options)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert BulkOperation.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_file_over_the_limit_is_refused_with_413(client_for, settings):
+    settings.BULKOPS_MAX_IMPORT_BYTES = 100
+    response = upload(client_for(AgentFactory()), b"title\n" + b"A\n" * 100)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "REQUEST_TOO_LARGE"
+    assert BulkOperation.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_json_rows_are_limited_and_must_be_objects(client_for):
+    client = client_for(AgentFactory())
+    too_many = client.post(URL, {"rows": [{"title": "a"}] * 1001}, format="json")
+    not_objects = client.post(URL, {"rows": ["a"]}, format="json")
+    unknown = client.post(URL, {"rows": [{"title": "a", "colour": "red"}]}, format="json")
+    assert [r.status_code for r in (too_many, not_objects, unknown)] == [400, 400, 400]
+    assert "unknown column(s): colour" in unknown.json()["error"]["message"]
+    assert BulkOperation.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_with_too_many_or_too_few_cells_fail_alone(client_for):
+    content = b'title,description\nA,"two\nlines, and a comma"\nB\nC,d,extra\n'
+    status, items = run(client_for(AgentFactory()), upload=("t.csv", content))
+    assert [(i["status"], i["error_message"]) for i in items] == [
+        ("succeeded", ""),
+        ("failed", "The row has 1 columns; the header has 2."),
+        ("failed", "The row has 3 columns; the header has 2."),
+    ]
+    assert Ticket.objects.get().description == "two\nlines, and a comma"
