@@ -76,7 +76,7 @@ def test_an_upsert_creates_new_rows_and_updates_matching_ones_by_external_id(cli
 @pytest.mark.django_db(transaction=True)
 def test_a_csv_file_is_imported(client_for):
     agent = AgentFactory()
-    content = '\ufefftitle,priority,assignee_id\r\nFirst,high,\r\n"Second, with comma",low,%d\r\n' % agent.pk
+    content = f'\ufefftitle,priority,assignee_id\r\nFirst,high,\r\n"Second, with comma",low,{agent.pk}\r\n'
     status, items = run(client_for(agent), upload=("t.csv", content.encode()), action="create")
     assert (status["status"], status["created_items"]) == ("completed", 2), items
     assert list(Ticket.objects.order_by("pk").values_list("title", "priority", "assignee_id")) == [
