@@ -90,7 +90,9 @@ def run(stack, args):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tickets.csv"
         size = write_csv(path, args.rows)
-        log(f"bench.imports: {args.rows:,} rows, {size / 2**20:.0f} MiB; daphne at {vm_hwm_bytes(stack.daphne.pid) / 2**20:.0f} MiB")
+        log(
+            f"bench.imports: {args.rows:,} rows, {size / 2**20:.0f} MiB; daphne at {vm_hwm_bytes(stack.daphne.pid) / 2**20:.0f} MiB"
+        )
         began = time.perf_counter()
         created = upload(stack.base_url, token, path)
         accepted = time.perf_counter() - began

@@ -16,7 +16,6 @@ import daphne.http_protocol
 from .exceptions import error_body
 from .limits import body_limit, too_large_message
 
-
 STREAMED_BODY = 1024 * 1024  # bytes: a larger body goes to the application a few chunks at a time
 FEED_CHUNK = 64 * 1024
 FEED_AHEAD = 4  # chunks waiting in the application's queue at most
