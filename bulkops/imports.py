@@ -307,6 +307,54 @@ def start_import(user, definition, options, source, *, idempotency_key=None, bod
     return finish_launch(op), True
 
 
+def start_from_preview(user, preview, *, idempotency_key=None, body_fingerprint=""):
+    """The import a finished dry run (its preview) showed, over the same rows: copied inside the
+    database, so the file is not uploaded twice. (operation, created)."""
+    if not (preview.operation_type == IMPORT and preview.dry_run and preview.is_finished):
+        raise errors.Conflict("Only a finished import preview can be started")
+    with transaction.atomic():
+        request = Request(
+            resource_type=preview.resource_type,
+            operation_type=IMPORT,
+            ids=[],
+            operation_data=preview.operation_data,
+            metadata=preview.metadata,
+            mode=preview.mode,
+            batch_size=preview.batch_size,
+            callback_url=preview.callback_url,
+        )
+        op, created = create_operation(
+            user, request, total_items=0, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint
+        )
+        if not created:
+            return op, False
+        copy_items(preview, op)
+        failed = BulkOperationItem.objects.filter(operation_id=op.pk, status=ItemStatus.FAILED).count()
+        op.total_items = preview.total_items
+        op.slices = 1 if op.mode == Mode.ATOMIC else slice_count(op.total_items)
+        op.processed_items = op.failed_items = failed
+        op.save(update_fields=["total_items", "slices", "processed_items", "failed_items"])
+        launch(op)
+    return finish_launch(op), True
+
+
+def copy_items(preview, op):
+    """The preview's rows as the new import's items: pending, but for those that failed before
+    any record was looked at (a malformed row, a duplicate key), which fail the same again."""
+    table = BulkOperationItem._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({COPY_COLUMNS}) "
+            "SELECT %s, position, target_id, payload, "
+            "CASE WHEN attempts = 0 THEN status ELSE %s END, "
+            "CASE WHEN attempts = 0 THEN error_code ELSE '' END, "
+            "CASE WHEN attempts = 0 THEN error_message ELSE '' END, 0, "
+            "CASE WHEN attempts = 0 THEN processed_at END "
+            f"FROM {table} WHERE operation_id = %s ORDER BY position",
+            [op.pk, ItemStatus.PENDING, preview.pk],
+        )
+
+
 def read(definition, options, source):
     if isinstance(source, list):
         for number, row in enumerate(source):
