@@ -184,7 +184,9 @@ class Import(ImportType):
         return found
 
     def create_row(self, ctx, row):
-        data = valid(TicketCreateSerializer(data=row, context={"viewer": ctx.actor}))
+        # A row keyed by external_id comes here only once `find` found no ticket with it.
+        free = row.get("external_id") if ctx.data["match_on"] == "external_id" else None
+        data = valid(TicketCreateSerializer(data=row, context={"viewer": ctx.actor, "free_external_id": free}))
         return services.apply_create(ctx, data)
 
     def update_row(self, ticket, ctx, row):

@@ -51,13 +51,15 @@ validate_user_id = VisibleUser()
 
 class FreeExternalId:
     """Validator: an external id no other ticket has (the serializer's `ticket_id`, in context,
-    is the ticket being changed)."""
+    is the ticket being changed; `free_external_id`, one an import matched against every ticket
+    already, under lock)."""
 
     requires_context = True
 
     def __call__(self, value, field):
-        taken = Ticket.objects.filter(external_id=value).exclude(pk=field.context.get("ticket_id"))
-        if value is not None and taken.exists():
+        if value is None or value == field.context.get("free_external_id"):
+            return
+        if Ticket.objects.filter(external_id=value).exclude(pk=field.context.get("ticket_id")).exists():
             raise serializers.ValidationError("A ticket with this external id exists already.")
 
 
