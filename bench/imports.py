@@ -18,7 +18,7 @@ from .__main__ import log, setup_django
 from .probes import vm_hwm_bytes
 from .stack import Stack, recreate_database
 
-ROW = "IMP-{n:09d},Imported ticket number {n} from the bench's file,\"{description}\",{priority}\n"
+ROW = 'IMP-{n:09d},Imported ticket number {n} from the bench\'s file,"{description}",{priority}\n'
 DESCRIPTION = "A description of about eighty characters, so that a row is as long as a real one."
 PRIORITIES = ("low", "normal", "high", "urgent")
 
