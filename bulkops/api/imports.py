@@ -81,7 +81,13 @@ class ImportView(APIView):
         return [ScopedRateThrottle()]
 
     @extend_schema(
-        request={"multipart/form-data": ImportUploadSerializer, "application/json": ImportRowsSerializer},
+        # The JSON body (ImportRowsSerializer) is in the description only: openapi-python-client
+        # generates a client that does not import for a body of two content types.
+        request={"multipart/form-data": ImportUploadSerializer},
+        description="Start an import from a CSV (with a header row) or JSON Lines file: 202 with the operation "
+        "(status, items, items.csv, cancel, revert and retry as any bulk operation). Up to "
+        f"{imports.MAX_JSON_ROWS} rows may instead be sent as application/json: "
+        '`{"rows": [{…}, …], "action": …, "match_on": …}` with the same options.',
         responses={
             202: CreatedSerializer,
             200: OpenApiResponse(CreatedSerializer, description="a replayed Idempotency-Key"),
@@ -102,7 +108,7 @@ class ImportView(APIView):
             self.check_json_size(request)
             body = ImportRowsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        options = self.options(definition, body.validated_data, upload)
+        options = self.import_options(definition, body.validated_data, upload)
         source = upload.file if upload is not None else body.validated_data["rows"]
         fingerprint = ""
         if key:
@@ -127,7 +133,7 @@ class ImportView(APIView):
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             raise TooLarge(f"A JSON body takes at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; upload a file.")
 
-    def options(self, definition, data, upload):
+    def import_options(self, definition, data, upload):
         if upload is not None and upload.size > conf.MAX_IMPORT_BYTES:
             raise TooLarge(f"The file is {upload.size} bytes; the limit is {conf.MAX_IMPORT_BYTES}.")
         match_on = data.get("match_on", definition.match_fields[0])
