@@ -36,6 +36,8 @@ class Revert(OperationType):
     internal = True  # started by POST …/{id}/revert/, never named in a create request
 
     def apply(self, metric, ctx, data):
+        if "delete_created" in data:  # a metric an import created: deleted, if unchanged since
+            return services.apply_remove(metric, ctx, expected_version=data["version"])
         return services.apply_revert(
             metric, ctx, data["fields"], expected_version=data["version"], after=data.get("after")
         )

@@ -29,6 +29,7 @@ class Change:
     after: dict = field(default_factory=dict)  # what the change set: a revert checks it still holds
     events: list = field(default_factory=list)
     created: bool = False  # a new metric, inserted by `save`
+    removed: bool = False  # a metric an import created, deleted by `save` (the revert of that import)
 
     @property
     def record(self):
@@ -37,7 +38,7 @@ class Change:
 
     @property
     def changed(self):
-        return bool(self.created or self.events)
+        return bool(self.created or self.removed or self.events)
 
 
 @dataclass
@@ -104,6 +105,15 @@ def apply_create(ctx, data):
     return Change(metric, after=dict(data), created=True)
 
 
+def apply_remove(metric, ctx, *, expected_version):
+    """Delete a metric an import created (its revert): its owner only, and only while it is
+    at the version the import left it at. Metrics have no soft delete."""
+    check_role(metric, Role.OWNER, "delete")
+    if metric.version != expected_version:
+        raise errors.Conflict(f"Metric {metric.pk} changed since it was imported")
+    return Change(metric, removed=True)
+
+
 def create(ctx, data):
     """A new metric owned by the actor (the single POST and the batch endpoint)."""
     change = apply_create(ctx, data)
@@ -122,7 +132,10 @@ def save(changes):
     """Write the metrics and audit rows of `changes` in three statements."""
     changed = [c for c in changes if c.changed]
     insert_rows(Metric, [c.metric for c in changed if c.created], CREATED_FIELDS)
-    update_rows(Metric, [c.metric for c in changed if not c.created], SAVED_FIELDS)
+    update_rows(Metric, [c.metric for c in changed if not (c.created or c.removed)], SAVED_FIELDS)
+    removed = [c.metric.pk for c in changed if c.removed]
+    if removed:
+        Metric.objects.filter(pk__in=removed).delete()
     insert_rows(MetricEvent, [e for c in changed for e in c.events], EVENT_FIELDS)
 
 

@@ -50,3 +50,19 @@ def test_by_id_a_metric_not_shared_is_not_found_and_a_view_only_one_is_denied(cl
     _, items = run(client_for(me), {"rows": [{"id": str(hidden.pk), "name": "x"}], "action": "upsert"})
     assert [i["error_code"] for i in items] == ["CONFLICT"]
     assert Metric.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revert_deletes_the_metrics_the_import_created_and_restores_the_updated_ones(client_for):
+    me = UserFactory()
+    client = client_for(me)
+    old = MetricFactory(owner=me, name="Revenue", description="old")
+    status, _ = run(
+        client, {"rows": [{"name": "Revenue", "description": "new"}, {"name": "Churn"}], "match_on": "name"}
+    )
+    response = client.post(f"/api/v1/bulk-operations/{status['operation_id']}/revert/", {}, format="json")
+    assert response.status_code == 202, response.json()
+    work_off()
+    assert client.get(response.json()["links"]["self"]).json()["status"] == "completed"
+    old.refresh_from_db()
+    assert (old.description, list(Metric.objects.values_list("name", flat=True))) == ("old", ["Revenue"])
