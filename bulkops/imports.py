@@ -12,6 +12,7 @@ the same services and serializers as the single POST and PATCH.
 import csv
 import io
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -196,22 +197,15 @@ def csv_rows(binary):
 NUL_MESSAGE = "Text cannot contain NUL (\\u0000) characters."
 
 
-class reading:  # noqa: N801 - used as a context manager
+@contextmanager
+def reading(reader):
     """A file that is not UTF-8 or not CSV is refused whole, naming the line."""
-
-    def __init__(self, reader):
-        self.reader = reader
-
-    def __enter__(self):
-        return self.reader
-
-    def __exit__(self, kind, exc, traceback):
-        line = getattr(self.reader, "line_num", 0) + 1
-        if isinstance(exc, UnicodeDecodeError):
-            raise FileRefused(f"The file is not valid UTF-8 (near line {line}).") from None
-        if isinstance(exc, csv.Error):
-            raise FileRefused(f"Line {line}: {exc}") from None
-        return False
+    try:
+        yield reader
+    except UnicodeDecodeError:
+        raise FileRefused(f"The file is not valid UTF-8 (near line {reader.line_num + 1}).") from None
+    except csv.Error as exc:
+        raise FileRefused(f"Line {reader.line_num + 1}: {exc}") from None
 
 
 def jsonl_rows(binary, known):

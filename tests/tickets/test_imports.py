@@ -278,6 +278,14 @@ def test_a_file_over_the_limit_is_refused_with_413(client_for, settings):
 
 
 @pytest.mark.django_db
+def test_a_json_body_keeps_the_usual_body_limit(client_for, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = client_for(AgentFactory()).post(URL, {"rows": [{"title": "a" * 200}]}, format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "REQUEST_TOO_LARGE")
+    assert BulkOperation.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_json_rows_are_limited_and_must_be_objects(client_for):
     client = client_for(AgentFactory())
     too_many = client.post(URL, {"rows": [{"title": "a"}] * 1001}, format="json")
