@@ -194,7 +194,8 @@ def recount(op):
     op.skipped_items = counts.get(ItemStatus.SKIPPED, 0)
     op.processed_items = op.successful_items + op.failed_items
     op.unchanged_items = unchanged_items(op) if op.successful_items else 0
-    op.created_items, op.updated_items = import_actions(op) if op.created_items or op.updated_items else (0, 0)
+    counted = op.successful_items and getattr(registry.get(op.resource_type, op.operation_type), "creates", False)
+    op.created_items, op.updated_items = import_actions(op) if counted else (0, 0)
     return counts.get(ItemStatus.PENDING, 0)
 
 
@@ -205,7 +206,7 @@ def unchanged_items(op):
 
 
 def import_actions(op):
-    """(created, updated) from an import's item rows; only counted when a chunk saw either."""
+    """(created, updated) from the item rows of an import (an operation type that `creates`)."""
     succeeded = BulkOperationItem.objects.filter(operation_id=op.pk, status=ItemStatus.SUCCEEDED)
     return succeeded.filter(result__action="created").count(), succeeded.filter(result__action="updated").count()
 

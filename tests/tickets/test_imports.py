@@ -306,3 +306,16 @@ def test_rows_with_too_many_or_too_few_cells_fail_alone(client_for):
         ("failed", "The row has 3 columns; the header has 2."),
     ]
     assert Ticket.objects.get().description == "two\nlines, and a comma"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_atomic_import_writes_every_row_or_none(client_for):
+    agent = AgentFactory()
+    rows = [{"external_id": "A", "title": "a"}, {"external_id": "B", "title": "b"}]
+    status, _ = run(client_for(agent), {"rows": rows, "match_on": "external_id", "mode": "atomic"})
+    assert (status["status"], status["created_items"]) == ("completed", 2)
+    bad = [{"external_id": "C", "title": "c"}, {"external_id": "D", "priority": "nope"}]
+    status, items = run(client_for(agent), {"rows": bad, "match_on": "external_id", "mode": "atomic"})
+    assert (status["status"], status["created_items"]) == ("failed", 0)
+    assert [i["error_code"] for i in items] == ["ROLLED_BACK", "VALIDATION_ERROR"]
+    assert sorted(Ticket.objects.values_list("external_id", flat=True)) == ["A", "B"]
