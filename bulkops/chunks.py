@@ -39,8 +39,9 @@ class Outcome:
     result: dict | None = None
 
     @classmethod
-    def failed(cls, code, message):
-        return cls(ItemStatus.FAILED, code, message)
+    def failed(cls, code, message, details=None):
+        """`details` ({field: [messages]}) go into the item's result as `error_details`."""
+        return cls(ItemStatus.FAILED, code, message, result={"error_details": details} if details else None)
 
 
 class WriteFailed(Exception):
@@ -65,7 +66,9 @@ class AtomicCancelled(Exception):
 
 
 def context_for(op):
-    return Context(actor=op.user, operation_id=op.pk, reason=str(op.metadata.get("description", "")))
+    return Context(
+        actor=op.user, operation_id=op.pk, reason=str(op.metadata.get("description", "")), data=op.operation_data
+    )
 
 
 def configure_transaction():
@@ -101,7 +104,7 @@ def apply_chunk(op, definition, ctx, items, *, write=CHUNK):
     outcomes, succeeded = {}, []
     for item in items:
         record = records.get(item.key)
-        if record is None:
+        if record is None and not definition.creates:  # an import's row may create its record
             outcomes[item.pk] = Outcome.failed(errors.NOT_FOUND, f"{op.resource_type} {item.target_id} not found")
             continue
         try:
@@ -109,7 +112,7 @@ def apply_chunk(op, definition, ctx, items, *, write=CHUNK):
             if write != CHUNK and not op.dry_run:
                 write_one(definition, change, savepoint=write == SAVEPOINT)
         except errors.ItemError as exc:
-            outcomes[item.pk] = Outcome.failed(exc.code, exc.message)
+            outcomes[item.pk] = Outcome.failed(exc.code, exc.message, exc.details)
         except WriteRefused as exc:
             outcomes[item.pk] = Outcome.failed(exc.error.code, exc.error.message)
             if write == ROW:  # the transaction is aborted: nothing more can run in it
@@ -159,12 +162,20 @@ def record(op, items, outcomes, *, count=True):
     succeeded = [o for o in outcomes.values() if o.status == ItemStatus.SUCCEEDED]
     failed = sum(1 for o in outcomes.values() if o.status == ItemStatus.FAILED)
     unchanged = sum(1 for o in succeeded if o.result and o.result.get("changed") is False)
+    actions = [(o.result or {}).get("action") for o in succeeded]
     return advance(
-        op, now, processed=len(succeeded) + failed, successful=len(succeeded), failed=failed, unchanged=unchanged
+        op,
+        now,
+        processed=len(succeeded) + failed,
+        successful=len(succeeded),
+        failed=failed,
+        unchanged=unchanged,
+        created=actions.count("created"),
+        updated=actions.count("updated"),
     )
 
 
-def advance(op, now, processed=0, successful=0, failed=0, skipped=0, unchanged=0):
+def advance(op, now, processed=0, successful=0, failed=0, skipped=0, unchanged=0, created=0, updated=0):
     """Add to the counters, beat the heart, and return the status (a cancel shows here)."""
     if connection.vendor != "postgresql":  # the embedded SQLite fallback of `make run`
         BulkOperation.objects.filter(pk=op.pk).update(
@@ -173,6 +184,8 @@ def advance(op, now, processed=0, successful=0, failed=0, skipped=0, unchanged=0
             failed_items=F("failed_items") + failed,
             skipped_items=F("skipped_items") + skipped,
             unchanged_items=F("unchanged_items") + unchanged,
+            created_items=F("created_items") + created,
+            updated_items=F("updated_items") + updated,
             heartbeat_at=now,
         )
         return current_status(op)
@@ -181,8 +194,9 @@ def advance(op, now, processed=0, successful=0, failed=0, skipped=0, unchanged=0
         cursor.execute(
             f"UPDATE {table} SET processed_items = processed_items + %s, successful_items = successful_items + %s, "
             "failed_items = failed_items + %s, skipped_items = skipped_items + %s, "
-            "unchanged_items = unchanged_items + %s, heartbeat_at = %s WHERE id = %s RETURNING status",
-            [processed, successful, failed, skipped, unchanged, now, op.pk],
+            "unchanged_items = unchanged_items + %s, created_items = created_items + %s, "
+            "updated_items = updated_items + %s, heartbeat_at = %s WHERE id = %s RETURNING status",
+            [processed, successful, failed, skipped, unchanged, created, updated, now, op.pk],
         )
         return cursor.fetchone()[0]
 

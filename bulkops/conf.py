@@ -7,8 +7,9 @@ own settings.py both win over the defaults below (the way django-rq reads `RQ`).
 from django.conf import settings
 
 DEFAULTS = {
-    "MAX_ITEMS": 100_000,
+    "MAX_ITEMS": 1_000_000,
     "MAX_SYNC_ITEMS": 1_000,
+    "MAX_IMPORT_BYTES": 500 * 1024 * 1024,  # an uploaded import file (SPEC §12): 413 beyond
     "MAX_ATOMIC_ITEMS": 100,
     "MAX_ACTIVE_PER_USER": 5,
     "DEFAULT_BATCH_SIZE": 50,

@@ -3,6 +3,7 @@
 from rest_framework import exceptions, status
 
 NOT_FOUND = "NOT_FOUND"
+DUPLICATE_ROW = "DUPLICATE_ROW"  # an import's row whose key an earlier row of the file has
 PERMISSION_DENIED = "PERMISSION_DENIED"
 VALIDATION_ERROR = "VALIDATION_ERROR"
 INVALID_TRANSITION = "INVALID_TRANSITION"
@@ -17,6 +18,7 @@ IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 HTTP_STATUS = {
     NOT_FOUND: status.HTTP_404_NOT_FOUND,
+    DUPLICATE_ROW: status.HTTP_409_CONFLICT,
     PERMISSION_DENIED: status.HTTP_403_FORBIDDEN,
     VALIDATION_ERROR: status.HTTP_400_BAD_REQUEST,
     INVALID_TRANSITION: status.HTTP_400_BAD_REQUEST,
@@ -36,10 +38,11 @@ class ItemError(Exception):
     code = INTERNAL_ERROR
     default_message = "Internal error"
 
-    def __init__(self, message=None, code=None):
+    def __init__(self, message=None, code=None, details=None):
         self.message = message or self.default_message
         if code:
             self.code = code
+        self.details = details  # {field: [messages]}, stored on the item as result.error_details
         super().__init__(self.message)
 
     @property

@@ -64,8 +64,8 @@ def revert_request(original, definition, metadata, callback_url, dry_run):
     rows = original.items.filter(status=ItemStatus.SUCCEEDED).order_by("position")
     for target_id, before, result in rows.values_list("target_id", "before", "result").iterator(chunk_size=5000):
         payload = definition.resource.revert_payload(before or {}, result or {})
-        if payload is not None:
-            ids.append(target_id)
+        if payload is not None:  # an import's item names its record in its result
+            ids.append(str((result or {}).get("item_id") or target_id))
             payloads.append(payload)
     if not ids:
         raise errors.Conflict("Nothing to revert: no item of this operation changed anything")

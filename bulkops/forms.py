@@ -11,7 +11,7 @@ import secrets
 from django import forms
 from rest_framework import serializers
 
-from . import conf, errors, followups, labels, registry, services
+from . import conf, errors, followups, imports, labels, registry, services
 from .api.serializers import ITEM_ERROR_CODES, CreateOperationSerializer, public_names
 from .labels import count_of, field_label
 
@@ -250,3 +250,62 @@ class OperationForm(OnceForm):
         except errors.ItemError as exc:
             self.add_error(None, exc.message)
             return None, False
+
+
+def key_label(name):
+    """ "ID", "External ID", "Name": what a record may be matched on."""
+    label = " ".join("ID" if word == "id" else word for word in name.split("_"))
+    return label[0].upper() + label[1:]
+
+
+class ImportForm(OnceForm):
+    """Upload a file to import: its preview (a dry run) is started first, on the same rows."""
+
+    file = forms.FileField(label="File", help_text="CSV with a header row (UTF-8), or JSON Lines (.jsonl)")
+    action = forms.ChoiceField(
+        choices=[
+            (imports.UPSERT, "Create new records and update matching ones"),
+            (imports.CREATE, "Create only"),
+            (imports.UPDATE, "Update only"),
+        ]
+    )
+    match_on = forms.ChoiceField(label="Match records on")
+    description = forms.CharField(
+        label="Reason", required=False, max_length=1000, help_text="Optional. Stored in the history of every record."
+    )
+
+    def __init__(self, definition, *args, **kwargs):
+        super().__init__(*args, purpose=f"import-preview:{definition.resource.name}", **kwargs)
+        self.definition = definition
+        self.fields["match_on"].choices = [(name, key_label(name)) for name in definition.match_fields]
+
+    def preview(self, user):
+        """Start the dry run of this upload: (operation, created), or (None, False) with the
+        refusal of the file among the form's errors."""
+        upload, data = self.cleaned_data["file"], self.cleaned_data
+        jsonl = upload.name.lower().endswith((".jsonl", ".ndjson"))
+        options = imports.Options(
+            resource_type=self.definition.resource.name,
+            action=data["action"],
+            match_on=data["match_on"],
+            format="jsonl" if jsonl else "csv",
+            dry_run=True,
+            metadata={"description": data["description"]} if data["description"] else {},
+        )
+        if upload.size > conf.MAX_IMPORT_BYTES:
+            self.add_error("file", f"The file is {upload.size} bytes; the limit is {conf.MAX_IMPORT_BYTES}.")
+            return None, False
+        try:
+            return imports.start_import(user, self.definition, options, upload.file, **self.once())
+        except imports.FileRefused as exc:
+            self.add_error("file", str(exc))
+        except errors.ItemError as exc:
+            self.add_error(None, exc.message)
+        return None, False
+
+
+class StartImportForm(OnceForm):
+    """Start the import a preview showed."""
+
+    def __init__(self, *args, preview_id, **kwargs):
+        super().__init__(*args, purpose=f"import:{preview_id}", **kwargs)

@@ -66,6 +66,9 @@ class BulkOperation(models.Model):
     # Succeeded without changing anything (the ticket already had that priority): a part of
     # successful_items, so that "3,000 succeeded" does not hide that 2,990 were no-ops.
     unchanged_items = models.PositiveIntegerField(default=0)
+    # An import's succeeded items by what they did (the rest of them: unchanged_items).
+    created_items = models.PositiveIntegerField(default=0)
+    updated_items = models.PositiveIntegerField(default=0)
     batch_size = models.PositiveIntegerField(default=50)
     slices = models.PositiveIntegerField(default=1)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
@@ -140,7 +143,7 @@ class BulkOperationItem(models.Model):
     # No index of its own: (operation, position) is unique, hence indexed, and leads with it.
     operation = models.ForeignKey(BulkOperation, on_delete=models.CASCADE, related_name="items", db_index=False)
     position = models.PositiveIntegerField()
-    target_id = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=255)  # an import's match value: an external id
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING)
     error_code = models.CharField(max_length=30, blank=True, default="")
     error_message = models.TextField(blank=True, default="")

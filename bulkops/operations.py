@@ -18,6 +18,7 @@ class Context:
     actor: object
     operation_id: object = None
     reason: str = ""
+    data: dict | None = None  # the operation's operation_data, for types whose items carry a payload
 
 
 class StrictSerializer(serializers.Serializer):
@@ -42,6 +43,7 @@ class OperationType:
     data_serializer = EmptyData
     include_deleted = False  # whether soft-deleted records are targets (restore)
     internal = False  # started only by its own endpoint (revert, collection PATCH, /api/v1/batch/)
+    creates = False  # an item that matches no record may create one (imports): `apply(None, …)`
     destructive = False  # pages confirm it with a warning and the list of records (delete)
     value_names = {}  # {data field: ids ⇒ {id: name}}: how pages name the ids it stores (bulkops.labels)
 

@@ -46,6 +46,11 @@ def names(resource_name):
     return sorted(name for name, op in _resources[resource_name].operations.items() if not op.internal)
 
 
+def names_with(operation_name):
+    """The resources that have an operation type of this name (an `import`, say)."""
+    return [name for name, found in _resources.items() if operation_name in found.operations]
+
+
 def resources():
     """The resources a create request may name: those with an operation type that is not internal."""
     return sorted(name for name in _resources if names(name))

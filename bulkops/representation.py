@@ -54,8 +54,23 @@ LINKS_SCHEMA = {
 }
 
 
+def item_id(item):
+    """The record an item is about: its target, or the record an import's row created or matched
+    (its target is the match value, blank for a new record)."""
+    found = (item.result or {}).get("item_id")
+    return item.target_id if found is None else str(found)
+
+
+class ItemIdField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, item):
+        return item_id(item)
+
+
 class ItemSerializer(serializers.ModelSerializer):
-    item_id = serializers.CharField(source="target_id")
+    item_id = ItemIdField()
 
     class Meta:
         model = BulkOperationItem
@@ -63,7 +78,7 @@ class ItemSerializer(serializers.ModelSerializer):
 
 
 class ErrorSerializer(serializers.ModelSerializer):
-    item_id = serializers.CharField(source="target_id")
+    item_id = ItemIdField()
 
     class Meta:
         model = BulkOperationItem
@@ -101,8 +116,8 @@ class SummarySerializer(FieldSelectionMixin, serializers.ModelSerializer):
         model = BulkOperation
         fields = [
             "operation_id", "user", "resource_type", "operation_type", "mode", "execution", "dry_run", "status",
-            "total_items", "processed_items", "successful_items", "unchanged_items", "failed_items", "skipped_items",
-            "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
+            "total_items", "processed_items", "successful_items", "unchanged_items", "created_items", "updated_items",
+            "failed_items", "skipped_items", "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
             "duration_seconds", "reverts", "retry_of",
         ]  # fmt: skip
 
@@ -146,6 +161,8 @@ def progress_payload(op, current_item_id=None):
         "processed_items": op.processed_items,
         "successful_items": op.successful_items,
         "unchanged_items": op.unchanged_items,
+        "created_items": op.created_items,
+        "updated_items": op.updated_items,
         "failed_items": op.failed_items,
         "skipped_items": op.skipped_items,
         "total_items": op.total_items,

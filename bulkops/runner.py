@@ -170,6 +170,8 @@ def mark_rolled_back(op, failures):
             failed_items=op.total_items,
             skipped_items=0,
             unchanged_items=0,
+            created_items=0,
+            updated_items=0,
         )
 
 
@@ -192,6 +194,8 @@ def recount(op):
     op.skipped_items = counts.get(ItemStatus.SKIPPED, 0)
     op.processed_items = op.successful_items + op.failed_items
     op.unchanged_items = unchanged_items(op) if op.successful_items else 0
+    counted = op.successful_items and getattr(registry.get(op.resource_type, op.operation_type), "creates", False)
+    op.created_items, op.updated_items = import_actions(op) if counted else (0, 0)
     return counts.get(ItemStatus.PENDING, 0)
 
 
@@ -199,6 +203,12 @@ def unchanged_items(op):
     return BulkOperationItem.objects.filter(
         operation_id=op.pk, status=ItemStatus.SUCCEEDED, result__changed=False
     ).count()
+
+
+def import_actions(op):
+    """(created, updated) from the item rows of an import (an operation type that `creates`)."""
+    succeeded = BulkOperationItem.objects.filter(operation_id=op.pk, status=ItemStatus.SUCCEEDED)
+    return succeeded.filter(result__action="created").count(), succeeded.filter(result__action="updated").count()
 
 
 def fail_pending(op, error):
@@ -227,6 +237,8 @@ def finalize(op_id, *, error=""):
                     "failed_items",
                     "skipped_items",
                     "unchanged_items",
+                    "created_items",
+                    "updated_items",
                 ]
             )
             return op

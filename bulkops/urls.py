@@ -2,11 +2,16 @@
 
 from django.urls import path
 
-from . import views
+from . import imports, registry, views
 
 app_name = "bulkops"
 urlpatterns = [
+    *(
+        path(f"{name}/import/", views.import_form, {"resource": name}, name=f"import-{name}")
+        for name in sorted(registry.names_with(imports.IMPORT))
+    ),
     path("bulk-operations/", views.operation_list, name="operations"),
+    path("bulk-operations/<uuid:op_id>/start-import/", views.start_import, name="start-import"),
     path("bulk-operations/<uuid:op_id>/", views.operation_detail, name="operation"),
     path("bulk-operations/<uuid:op_id>/cancel/", views.cancel, name="cancel"),
     path("bulk-operations/<uuid:op_id>/revert/", views.revert, name="revert"),

@@ -14,9 +14,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import errors, followups, labels, registry, services
+from . import errors, followups, imports, labels, registry, services
 from .filtersets import BulkOperationFilterSet
-from .forms import DATA, START, OnceForm, RetryForm, RevertForm, label_of, menu, page_filters
+from .forms import (
+    DATA,
+    START,
+    ImportForm,
+    OnceForm,
+    RetryForm,
+    RevertForm,
+    StartImportForm,
+    label_of,
+    menu,
+    page_filters,
+)
 from .models import BulkOperation, ItemStatus
 from .representation import MAX_ERRORS, operation_links
 
@@ -110,11 +121,13 @@ def operation_detail(request, op_id):
         # From a preview that would restore something, of an operation not reverted since.
         "can_start_revert": original is not None and op.successful_items > 0 and revertible(original),
         "followers": [*op.reverted_by.all(), *op.retried_by.all()],
+        "import_preview": import_preview(op),
         "forms": {
             "cancel": OnceForm(purpose=f"cancel:{op.pk}"),
             "preview": RevertForm(op_id=op.pk, preview=True),
             "revert": RevertForm(op_id=original.pk) if original else None,
             "retry": RetryForm(op_id=op.pk, counts=counts) if counts else None,
+            "start_import": StartImportForm(preview_id=op.pk),
         },
     }
     return render(request, "bulkops/operation_detail.html", context)
@@ -189,3 +202,44 @@ def revert(request, op_id):
 @require_POST
 def retry(request, op_id):
     return follow_up(request, op_id, followups.retry_operation, RetryForm(request.POST, op_id=op_id), "Retrying")
+
+
+def import_preview(op):
+    """For an import's dry run: what starting it would do (None for any other operation)."""
+    if not (op.dry_run and imports.is_import(op)):
+        return None
+    return {"failed": op.failed_items, "can_start": op.is_finished and op.successful_items > 0}
+
+
+@login_required
+def import_form(request, resource):
+    """/<resource>/import/: upload a file; its preview (a dry run) opens on the operation page,
+    with the Start button."""
+    definition = registry.get(resource, imports.IMPORT)
+    form = ImportForm(definition, request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        if earlier := resubmitted(request, form):
+            return earlier
+        if form.is_valid():
+            op, created = form.preview(request.user)
+            if op is not None:
+                return opened(request, op, created, "Preview: nothing is written until you start the import.")
+    context = {"form": form, "label": f"Import {labels.nouns_of(definition.resource)[1]}", "resource": resource}
+    return render(request, "bulkops/import_form.html", context)
+
+
+@login_required
+@require_POST
+def start_import(request, op_id):
+    form = StartImportForm(request.POST, preview_id=op_id)
+    if earlier := resubmitted(request, form):
+        return earlier
+    try:
+        preview = services.get_operation(request.user, op_id)
+        op, created = imports.start_from_preview(request.user, preview, **form.once())
+    except errors.NotFound:
+        raise Http404("Bulk operation not found") from None
+    except errors.ItemError as exc:
+        messages.error(request, exc.message)
+        return redirect("bulkops:operation", op_id=op_id)
+    return opened(request, op, created, f"Importing {labels.count_of(op.total_items, 'items')}.")

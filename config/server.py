@@ -8,6 +8,7 @@ on the Content-Length as soon as the headers are in, and on the count of bytes r
 chunked body, before authentication or any other work.
 """
 
+import asyncio
 import json
 
 import daphne.http_protocol
@@ -15,12 +16,64 @@ import daphne.http_protocol
 from .exceptions import error_body
 from .limits import body_limit, too_large_message
 
+STREAMED_BODY = 1024 * 1024  # bytes: a larger body goes to the application a few chunks at a time
+FEED_CHUNK = 64 * 1024
+FEED_AHEAD = 4  # chunks waiting in the application's queue at most
+
+
+class BodyFeed:
+    """What daphne puts a request's messages into, for a large body: daphne would put the whole
+    body into the application's queue at once (150 MB of an upload in memory); this drops
+    those chunks and hands the application the body from twisted's file on disk instead, a
+    few chunks ahead of what it has read."""
+
+    def __init__(self, queue, content):
+        self.queue, self.content = queue, content
+        self.feeding = None
+
+    def put_nowait(self, message):
+        if message["type"] != "http.request":
+            if self.feeding is not None:
+                self.feeding.cancel()
+            self.queue.put_nowait(message)
+        elif not message["more_body"]:  # daphne has read the file through: feed it from the start
+            self.feeding = asyncio.ensure_future(self.feed())
+
+    async def feed(self):
+        self.content.seek(0)
+        more = True
+        while more:
+            while self.queue.qsize() >= FEED_AHEAD:
+                await asyncio.sleep(0.001)
+            try:
+                chunk = self.content.read(FEED_CHUNK)
+            except ValueError:  # the request is over and its file closed
+                return
+            more = len(chunk) == FEED_CHUNK
+            self.queue.put_nowait({"type": "http.request", "body": chunk, "more_body": more})
+
 
 class BodyLimitedRequest(daphne.http_protocol.WebRequest):
     """daphne's request, answering 413 REQUEST_TOO_LARGE and closing the connection as soon as
     the body passes its limit (as twisted does with a malformed request)."""
 
     refused = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # twisted parses a multipart or urlencoded POST body itself, into `args` that daphne
+        # never reads: a whole copy of the body and ten times its size in email.Message objects
+        # (a 30 MB import upload cost 270 MB here). Django parses the body, from a file.
+        self._parsePOSTFormSubmission = False
+
+    @property
+    def application_queue(self):
+        return self.__dict__.get("_application_queue")
+
+    @application_queue.setter
+    def application_queue(self, queue):
+        large = self.__dict__.get("body_received", 0) > STREAMED_BODY
+        self.__dict__["_application_queue"] = BodyFeed(queue, self.content) if queue is not None and large else queue
 
     def gotLength(self, length):  # noqa: N802 - twisted's name
         super().gotLength(length)

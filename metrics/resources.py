@@ -35,6 +35,11 @@ class Metrics(VersionedResource):
     def create(self, ctx, data):
         return self.represent(services.create(ctx, validated(MetricCreateSerializer(data=data))))
 
+    def revert_payload(self, before, result):
+        if result.get("action") == "created":  # an import's new metric
+            return {"delete_created": True, "version": result["version"]}
+        return super().revert_payload(before, result)
+
     def update(self, metric, ctx, data):
         changes = dict(validated(MetricPatchSerializer(data=data)))
         version = changes.pop("version", None)

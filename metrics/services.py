@@ -18,6 +18,7 @@ from bulkops.sql import insert_rows, update_rows
 from .models import Metric, MetricEvent, MetricPermission, Role, has_role
 
 SAVED_FIELDS = ["verification", "name", "description", "definition", "version", "updated_at"]
+CREATED_FIELDS = ["id", "owner", *SAVED_FIELDS, "created_at"]
 EVENT_FIELDS = ["metric", "actor", "bulk_operation", "field", "old_value", "new_value", "reason", "created_at"]
 
 
@@ -27,6 +28,8 @@ class Change:
     before: dict = field(default_factory=dict)
     after: dict = field(default_factory=dict)  # what the change set: a revert checks it still holds
     events: list = field(default_factory=list)
+    created: bool = False  # a new metric, inserted by `save`
+    removed: bool = False  # a metric an import created, deleted by `save` (the revert of that import)
 
     @property
     def record(self):
@@ -35,7 +38,7 @@ class Change:
 
     @property
     def changed(self):
-        return bool(self.events)
+        return bool(self.created or self.removed or self.events)
 
 
 @dataclass
@@ -95,17 +98,44 @@ def apply_revert(metric, ctx, fields, *, expected_version, after=None):
     return apply_update(metric, ctx, fields, expected_version=expected_version)
 
 
-def create(ctx, data):
-    """A new metric owned by the actor."""
-    metric = Metric.objects.create(owner=ctx.actor, **data)
+def apply_create(ctx, data):
+    """A new metric owned by the actor, in memory: written by `save`."""
+    metric = Metric(owner=ctx.actor, **data)
     metric.user_role = Role.OWNER
-    return metric
+    return Change(metric, after=dict(data), created=True)
+
+
+def apply_remove(metric, ctx, *, expected_version):
+    """Delete a metric an import created (its revert): its owner only, and only while it is
+    at the version the import left it at. Metrics have no soft delete."""
+    check_role(metric, Role.OWNER, "delete")
+    if metric.version != expected_version:
+        raise errors.Conflict(f"Metric {metric.pk} changed since it was imported")
+    return Change(metric, removed=True)
+
+
+def create(ctx, data):
+    """A new metric owned by the actor (the single POST and the batch endpoint)."""
+    change = apply_create(ctx, data)
+    save([change])
+    return change.metric
+
+
+def lock_own(user, names):
+    """{name: metric} of the actor's own metrics named one of `names`, locked in id order
+    (imports match on the name among the caller's own)."""
+    qs = Metric.objects.visible_to(user).filter(owner=user, name__in=names)
+    return {m.name: m for m in qs.select_for_update(of=("self",)).order_by("pk")}
 
 
 def save(changes):
-    """Write the metrics and audit rows of `changes` in two statements."""
+    """Write the metrics and audit rows of `changes` in three statements."""
     changed = [c for c in changes if c.changed]
-    update_rows(Metric, [c.metric for c in changed], SAVED_FIELDS)
+    insert_rows(Metric, [c.metric for c in changed if c.created], CREATED_FIELDS)
+    update_rows(Metric, [c.metric for c in changed if not (c.created or c.removed)], SAVED_FIELDS)
+    removed = [c.metric.pk for c in changed if c.removed]
+    if removed:
+        Metric.objects.filter(pk__in=removed).delete()
     insert_rows(MetricEvent, [e for c in changed for e in c.events], EVENT_FIELDS)
 
 

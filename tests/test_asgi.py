@@ -118,3 +118,33 @@ def test_a_body_under_the_limit_reaches_the_application(server, chunked):
     response = requests.post(f"{server}{PATH}", data=data, headers={**headers, "Content-Type": "application/json"})
     assert response.status_code == 202, response.text
     assert BulkOperation.objects.filter(pk=response.json()["operation_id"]).exists()
+
+
+def test_a_200_000_row_import_streams_through_the_server_at_little_memory(server, tmp_path):
+    """twisted would parse the form itself (ten times the body in memory) and daphne would queue
+    the whole body for the application: the import's file goes from disk to COPY instead."""
+    path = tmp_path / "tickets.csv"
+    with open(path, "w") as out:
+        out.write("external_id,title,description,priority\n")
+        for n in range(200_000):
+            out.write(f"EXT-{n:07d},Imported ticket {n},A description that makes a row as long as most are,low\n")
+    assert path.stat().st_size > 15 * MB
+    headers = {"Authorization": f"Token {Token.objects.create(user=AgentFactory()).key}"}
+    with PeakMemory(servers.listening_process(server)) as memory, open(path, "rb") as body:
+        response = requests.post(
+            f"{server}/api/v1/tickets/imports/",
+            headers=headers,
+            data={"match_on": "external_id", "action": "create"},
+            files={"file": ("tickets.csv", body, "text/csv")},
+            timeout=120,
+        )
+    assert response.status_code == 202, response.text
+    op = BulkOperation.objects.get(pk=response.json()["operation_id"])
+    assert (op.operation_type, op.total_items, op.items.count()) == ("import", 200_000, 200_000)
+    assert op.items.get(position=199_999).payload == {
+        "external_id": "EXT-0199999",
+        "title": "Imported ticket 199999",
+        "description": "A description that makes a row as long as most are",
+        "priority": "low",
+    }
+    assert memory.growth < 40 * MB

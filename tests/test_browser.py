@@ -296,3 +296,28 @@ def test_a_requester_is_offered_only_the_bulk_action_a_requester_may_take(page):
     log_in(page, requester)
     options = page.get_by_label("Action", exact=True).locator("option")
     expect(options).to_have_text(["— choose —", "Add comment"])
+
+
+def test_an_agent_imports_a_file_through_its_preview(page, screenshot):
+    agent = AgentFactory()
+    TicketFactory(external_id="EXT-1", title="Old title")
+    log_in(page, agent)
+    page.get_by_role("link", name="Import from a file…").click()
+    content = b"external_id,title,priority\nEXT-1,New title,high\nEXT-2,Brand new,low\nEXT-3,Bad,urgentest\n"
+    page.get_by_label("File").set_input_files({"name": "tickets.csv", "mimeType": "text/csv", "buffer": content})
+    page.get_by_label("Match records on").select_option("external_id")
+    page.get_by_role("button", name="Preview…").click()
+    summary = page.locator("#import-summary")
+    expect(summary).to_have_text(
+        "1 ticket would be created, 1 updated; 1 row would fail (the first are listed below). "
+        "Nothing has been written yet.",
+        timeout=FINISH_TIMEOUT,
+    )
+    expect(page.get_by_role("cell", name="VALIDATION_ERROR")).to_be_visible()
+    screenshot(page, "import-preview")
+    assert Ticket.objects.get(external_id="EXT-1").title == "Old title"
+    page.get_by_role("button", name="Start import").click()
+    finished(page, "Partial")
+    expect(page.locator('[data-field="successful_items"]')).to_have_text("2")
+    assert Ticket.objects.get(external_id="EXT-1").title == "New title"
+    assert Ticket.objects.get(external_id="EXT-2").priority == "low"

@@ -57,6 +57,8 @@ class TicketQuerySet(models.QuerySet):
 
 class Ticket(models.Model):
     title = models.CharField(max_length=200)
+    # The key a client's own system uses for the ticket (imports match on it): unique when set.
+    external_id = models.CharField(max_length=255, null=True, blank=True)
     description = models.TextField(blank=True, default="")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
@@ -79,6 +81,11 @@ class Ticket(models.Model):
         # assignee, requester and category have their foreign-key indexes already; every
         # index costs each non-HOT update of a ticket one more insertion.
         indexes = [models.Index(fields=["status", "priority"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], condition=Q(external_id__isnull=False), name="unique_ticket_external_id"
+            )
+        ]
 
     def __str__(self):
         return f"#{self.pk} {self.title}"

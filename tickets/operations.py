@@ -3,14 +3,22 @@ locking, saving and describing tickets are the resource's (tickets/resources.py)
 
 from rest_framework import serializers
 
+from bulkops import errors
 from bulkops.api.mixins import StrictIntegerField, TextField
+from bulkops.imports import HIDDEN, ImportType, valid
 from bulkops.operations import OperationType, StrictSerializer
 from bulkops.registry import register
 
 from . import services
-from .api.serializers import TicketChangesSerializer, TicketPatchSerializer, validate_category_id, validate_user_id
+from .api.serializers import (
+    TicketChangesSerializer,
+    TicketCreateSerializer,
+    TicketPatchSerializer,
+    validate_category_id,
+    validate_user_id,
+)
 from .labels import VALUE_NAMES
-from .models import Priority, Status, is_agent
+from .models import Priority, Status, Ticket, is_agent
 from .resources import Tickets
 
 
@@ -126,6 +134,8 @@ class Revert(TicketOperationType):
     internal = True  # started by POST …/{id}/revert/, never named in a create request
 
     def apply(self, ticket, ctx, data):
+        if "delete_created" in data:  # a ticket an import created: soft-deleted, if unchanged since
+            return services.apply_delete(ticket, ctx, expected_version=data["version"])
         if "remove_comment" in data:
             return services.apply_remove_comment(ticket, ctx, data["remove_comment"])
         if "add_comment" in data:
@@ -148,5 +158,46 @@ class Patch(TicketOperationType):
 
     def apply(self, ticket, ctx, data):
         changes = dict(data)
+        version = changes.pop("version", None)
+        return services.apply_update(ticket, ctx, changes, expected_version=version)
+
+
+@register
+class Import(ImportType):
+    """Rows of a file (bulkops.imports): each creates a ticket as POST /api/v1/tickets/ does, or
+    changes the one it matches (`id` or `external_id`) as PATCH does."""
+
+    resource = Tickets
+    columns = (
+        "id", "external_id", "title", "description", "status", "priority", "category_id", "assignee_id",
+        "requester_id",
+    )  # fmt: skip
+    match_fields = ("id", "external_id")
+    integer_columns = ("id", "category_id", "assignee_id", "requester_id")
+
+    def find(self, user, field, values):
+        if field == "id":
+            values = [int(value) for value in values if value.isdigit()]
+        found = {str(key): ticket for key, ticket in services.lock_by(user, field, values).items()}
+        hidden = Ticket.objects.filter(**{f"{field}__in": values}).exclude(pk__in=[t.pk for t in found.values()])
+        found.update({str(key): HIDDEN for key in hidden.values_list(field, flat=True)})
+        return found
+
+    def create_row(self, ctx, row):
+        # A row keyed by external_id comes here only once `find` found no ticket with it.
+        free = row.get("external_id") if ctx.data["match_on"] == "external_id" else None
+        data = valid(TicketCreateSerializer(data=row, context={"viewer": ctx.actor, "free_external_id": free}))
+        return services.apply_create(ctx, data)
+
+    def update_row(self, ticket, ctx, row):
+        row = dict(row)
+        if row.pop("requester_id", ticket.requester_id) != ticket.requester_id:
+            raise errors.ValidationFailed(
+                "requester_id: a ticket's requester cannot be changed", details={"requester_id": ["Cannot be changed."]}
+            )
+        if not row:  # the row names its ticket and nothing else
+            return services.apply_update(ticket, ctx, {})
+        context = {"viewer": ctx.actor, "ticket_id": ticket.pk}
+        changes = dict(valid(TicketPatchSerializer(data=row, context=context)))
         version = changes.pop("version", None)
         return services.apply_update(ticket, ctx, changes, expected_version=version)

@@ -36,6 +36,8 @@ class Tickets(VersionedResource):
         return before, result
 
     def revert_payload(self, before, result):
+        if result.get("action") == "created":  # an import's new ticket
+            return {"delete_created": True, "version": result["version"]}
         if result.get("comment_id"):
             return {"remove_comment": result["comment_id"]}
         if "comment" in before:  # a removed comment: revert of a revert of add_comment

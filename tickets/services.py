@@ -21,7 +21,8 @@ from .models import TRANSITIONS, Category, Comment, Ticket, TicketEvent, is_agen
 
 REQUESTER_FIELDS = {"title", "description"}
 EDITABLE_FIELDS = ("title", "description", "status", "priority", "category_id", "assignee_id")
-SAVED_FIELDS = [*EDITABLE_FIELDS, "version", "is_deleted", "deleted_at", "updated_at"]
+SAVED_FIELDS = [*EDITABLE_FIELDS, "external_id", "version", "is_deleted", "deleted_at", "updated_at"]
+CREATED_FIELDS = [*EDITABLE_FIELDS, "external_id", "requester_id", "version", "is_deleted", "created_at", "updated_at"]
 EVENT_FIELDS = ["ticket", "actor", "bulk_operation", "field", "old_value", "new_value", "reason", "created_at"]
 COMMENT_FIELDS = ["ticket", "author", "body", "bulk_operation", "created_at"]
 
@@ -35,6 +36,7 @@ class Change:
     after: dict = field(default_factory=dict)  # what the change set: a revert checks it still holds
     events: list = field(default_factory=list)
     comments: list = field(default_factory=list)
+    created: bool = False  # a new ticket, inserted by `save`
 
     @property
     def record(self):
@@ -43,7 +45,7 @@ class Change:
 
     @property
     def changed(self):
-        return bool(self.events or self.comments)
+        return bool(self.created or self.events or self.comments)
 
 
 def _check_live(ticket):
@@ -128,9 +130,10 @@ def apply_comment(ticket, ctx, body):
     return change
 
 
-def apply_delete(ticket, ctx):
+def apply_delete(ticket, ctx, *, expected_version=None):
     _check_live(ticket)
     check_can_delete(ctx.actor)
+    _check_version(ticket, expected_version)
     change, now = Change(ticket), timezone.now()
     _set(change, "is_deleted", True, ctx, now)
     _set(change, "deleted_at", now, ctx, now)
@@ -148,19 +151,27 @@ def apply_restore(ticket, ctx):
 
 
 def save(changes):
-    """Write the tickets, audit rows and comments of `changes` in three statements."""
+    """Write the tickets, audit rows and comments of `changes` in four statements."""
     changed = [c for c in changes if c.changed]
+    insert_rows(Ticket, [c.ticket for c in changed if c.created], CREATED_FIELDS)
     # Only the columns some change touched: narrower arrays, less to write.
     columns = {name for c in changed for name in c.before} | {"updated_at"}
-    update_rows(Ticket, [c.ticket for c in changed if c.events], [f for f in SAVED_FIELDS if f in columns])
+    updated = [c.ticket for c in changed if c.events and not c.created]
+    update_rows(Ticket, updated, [f for f in SAVED_FIELDS if f in columns])
     insert_rows(TicketEvent, [e for c in changed for e in c.events], EVENT_FIELDS)
     insert_rows(Comment, [m for c in changed for m in c.comments], COMMENT_FIELDS)
 
 
 def lock(user, ticket_ids, *, include_deleted=False):
     """Lock the visible tickets among `ticket_ids`, in id order so that lockers never deadlock."""
-    qs = Ticket.objects.visible_to(user, include_deleted=include_deleted)
-    return {t.pk: t for t in qs.select_for_update(of=("self",)).filter(pk__in=ticket_ids).order_by("pk")}
+    return lock_by(user, "pk", ticket_ids, include_deleted=include_deleted)
+
+
+def lock_by(user, field, values, *, include_deleted=False):
+    """{value of `field`: ticket} for the visible tickets whose `field` is one of `values`,
+    locked in id order (imports match on `external_id`)."""
+    qs = Ticket.objects.visible_to(user, include_deleted=include_deleted).select_for_update(of=("self",))
+    return {getattr(t, field): t for t in qs.filter(**{f"{field}__in": values}).order_by("pk")}
 
 
 def change(ticket_id, ctx, apply, *args, include_deleted=False, **kwargs):
@@ -174,14 +185,24 @@ def change(ticket_id, ctx, apply, *args, include_deleted=False, **kwargs):
     return result
 
 
-def create(ctx, data):
-    """A new ticket, requested by the actor unless an agent names another requester."""
+def apply_create(ctx, data):
+    """A new ticket in memory, written by `save`: requested by the actor unless an agent names
+    another requester."""
     data = dict(data)
     if not is_agent(ctx.actor):
         if set(data) - REQUESTER_FIELDS:
-            raise errors.PermissionDenied("Only agents may set status, priority, category, assignee or requester")
+            raise errors.PermissionDenied(
+                "Only agents may set status, priority, category, assignee, requester or external id"
+            )
     data.setdefault("requester_id", ctx.actor.pk)
-    return Ticket.objects.create(**data)
+    return Change(Ticket(**data), after=dict(data), created=True)
+
+
+def create(ctx, data):
+    """A new ticket (the single POST and the batch endpoint)."""
+    change = apply_create(ctx, data)
+    save([change])
+    return change.ticket
 
 
 # --- categories ---------------------------------------------------------------------------

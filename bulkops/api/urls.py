@@ -3,7 +3,8 @@
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
-from .. import registry
+from .. import imports, registry
+from .imports import ImportView
 from .views import BulkOperationViewSet
 
 
@@ -26,8 +27,16 @@ def resource_mounts():
         yield path(f"{name}/", include(mount(name, basename)))
 
 
+def import_mounts():
+    """/api/v1/<resource>/imports/ for each resource with an import operation type."""
+    for name in sorted(registry.names_with(imports.IMPORT)):
+        view = ImportView.as_view(resource_type=name)
+        yield path(f"{name}/imports/", view, name=f"{registry.resource(name).label.lower()}-import")
+
+
 urlpatterns = [
     path("", include("bulkops.batch.urls")),
     path("", include(mount(None, "bulk-operation"))),
     *resource_mounts(),
+    *import_mounts(),
 ]

@@ -11,7 +11,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from .. import errors, followups, services, webhooks
+from .. import errors, followups, imports, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
 from ..representation import (
@@ -210,19 +210,39 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(items)
         return self.get_paginated_response(ItemSerializer(page, many=True).data)
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="every item as CSV")})
-    @action(detail=True, methods=["get"], url_path=r"items\.csv", url_name="items-csv", filterset_class=None)
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, description="pending, succeeded, failed, skipped")],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="every item as CSV; an import's: the uploaded row's columns, then "
+                "row, item_id, status, error_code, error_message",
+            )
+        },
+    )
+    @action(detail=True, methods=["get"], url_path=r"items\.csv", url_name="items-csv", filterset_class=ItemFilterSet)
     def items_csv(self, request, pk=None):
         op = self.get_object()
-        rows = op.items.order_by("position").values_list(
-            "position", "target_id", "status", "error_code", "error_message", "processed_at", "result__changed"
-        )
+        items = self.filter_queryset(op.items.order_by("position"))
         writer = csv.writer(Echo())
+        if imports.is_import(op):
+            header, rows = (
+                imports.result_header(op),
+                (imports.result_cells(op, item) for item in items.iterator(chunk_size=2000)),
+            )
+        else:
+            values = items.values_list(
+                "position", "target_id", "status", "error_code", "error_message", "processed_at", "result__changed"
+            )
+            header = CSV_COLUMNS
+            rows = (
+                [*row[:-1], "" if row[-1] is None else str(row[-1]).lower()] for row in values.iterator(chunk_size=2000)
+            )
 
         def lines():
-            yield writer.writerow(CSV_COLUMNS)
-            for row in rows.iterator(chunk_size=2000):
-                yield writer.writerow([*row[:-1], "" if row[-1] is None else str(row[-1]).lower()])
+            yield writer.writerow(header)
+            for row in rows:
+                yield writer.writerow(row)
 
         response = StreamingHttpResponse(lines(), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="bulk-operation-{op.pk}.csv"'

@@ -28,8 +28,8 @@ LINK_KEYS = {"self", "items", "items_csv", "page", "websocket"}
 # SPEC §4 status representation ...
 STATUS_KEYS = {
     "operation_id", "resource_type", "operation_type", "operation_data", "metadata", "mode", "execution",
-    "dry_run", "status", "total_items", "processed_items", "successful_items", "unchanged_items", "failed_items",
-    "skipped_items", "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
+    "dry_run", "status", "total_items", "processed_items", "successful_items", "unchanged_items", "created_items",
+    "updated_items", "failed_items", "skipped_items", "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
     "estimated_completion", "duration_seconds", "errors", "links",
 }  # fmt: skip
 # ... and what §3.4 adds to it: who, batch size, revert/retry links, operation error, webhook.

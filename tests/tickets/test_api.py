@@ -9,7 +9,7 @@ from ..factories import AgentFactory, CategoryFactory, StaffFactory, TicketFacto
 pytestmark = pytest.mark.django_db
 
 TICKET_KEYS = {
-    "id", "title", "description", "status", "priority", "category_id", "requester_id", "assignee_id",
+    "id", "external_id", "title", "description", "status", "priority", "category_id", "requester_id", "assignee_id",
     "version", "is_deleted", "deleted_at", "created_at", "updated_at",
 }  # fmt: skip
 

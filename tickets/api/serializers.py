@@ -29,7 +29,7 @@ class TicketSerializer(FieldSelectionMixin, serializers.ModelSerializer):
     class Meta:
         model = Ticket
         fields = [
-            "id", "title", "description", "status", "priority", "category_id", "requester_id", "assignee_id",
+            "id", "external_id", "title", "description", "status", "priority", "category_id", "requester_id", "assignee_id",
             "version", "is_deleted", "deleted_at", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
@@ -49,6 +49,23 @@ class VisibleUser:
 validate_user_id = VisibleUser()
 
 
+class FreeExternalId:
+    """Validator: an external id no other ticket has (the serializer's `ticket_id`, in context,
+    is the ticket being changed; `free_external_id`, one an import matched against every ticket
+    already, under lock)."""
+
+    requires_context = True
+
+    def __call__(self, value, field):
+        if value is None or value == field.context.get("free_external_id"):
+            return
+        if Ticket.objects.filter(external_id=value).exclude(pk=field.context.get("ticket_id")).exists():
+            raise serializers.ValidationError("A ticket with this external id exists already.")
+
+
+validate_external_id = FreeExternalId()
+
+
 def validate_category_id(value):
     if value is not None and not Category.objects.filter(pk=value).exists():
         raise serializers.ValidationError(f"No category with id {value}.")
@@ -64,6 +81,13 @@ class TicketChangesSerializer(StrictSerializer):
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     category_id = StrictIntegerField(allow_null=True, required=False, validators=[validate_category_id])
     assignee_id = StrictIntegerField(allow_null=True, required=False, validators=[validate_user_id])
+    external_id = TextField(
+        max_length=255,
+        allow_null=True,
+        required=False,
+        validators=[validate_external_id],
+        help_text="Your own system's key for the ticket: unique when set (imports match on it)",
+    )
 
 
 class TicketPatchSerializer(TicketChangesSerializer):

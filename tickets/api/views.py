@@ -54,7 +54,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 
     @extend_schema(request=TicketPatchSerializer, responses={200: TicketSerializer})
     def partial_update(self, request, pk=None):
-        data = TicketPatchSerializer(data=request.data, context={"viewer": request.user})
+        data = TicketPatchSerializer(data=request.data, context={"viewer": request.user, "ticket_id": self.ticket_id()})
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         version = changes.pop("version", None)

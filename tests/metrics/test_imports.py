@@ -1,0 +1,68 @@
+"""Metric imports (SPEC §12): matched on `name` among the caller's own, or on `id`."""
+
+import pytest
+
+from metrics.models import Metric, MetricPermission, Role
+
+from ..bulkops.helpers import work_off
+from ..factories import MetricFactory, UserFactory
+
+URL = "/api/v1/metrics/imports/"
+
+
+def run(client, body):
+    response = client.post(URL, body, format="json")
+    assert response.status_code == 202, response.json()
+    work_off()
+    links = response.json()["links"]
+    return client.get(links["self"]).json(), client.get(links["items"]).json()["items"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upsert_by_name_matches_only_the_callers_own_metrics(client_for):
+    me, other = UserFactory(), UserFactory()
+    mine = MetricFactory(owner=me, name="Revenue", description="old")
+    theirs = MetricFactory(owner=other, name="Churn")
+    rows = [
+        {"name": "Revenue", "description": "new", "verification": "requested"},
+        {"name": "Churn", "definition": "lost / total"},
+        {"name": "Bad", "verification": "approved"},
+    ]
+    status, items = run(client_for(me), {"rows": rows, "match_on": "name"})
+    assert (status["status"], status["created_items"], status["updated_items"]) == ("partial", 1, 1)
+    mine.refresh_from_db()
+    assert (mine.description, mine.verification, mine.version) == ("new", "requested", 2)
+    churn = Metric.objects.get(owner=me, name="Churn")  # their Churn is not mine: a new one of my own
+    assert (churn.definition, theirs.pk != churn.pk) == ("lost / total", True)
+    assert items[1]["item_id"] == str(churn.pk)
+    assert (items[2]["error_code"], list(items[2]["result"]["error_details"])) == ("VALIDATION_ERROR", ["verification"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_by_id_a_metric_not_shared_is_not_found_and_a_view_only_one_is_denied(client_for):
+    me, other = UserFactory(), UserFactory()
+    hidden = MetricFactory(owner=other)
+    viewable = MetricFactory(owner=other)
+    MetricPermission.objects.create(metric=viewable, user=me, role=Role.CAN_VIEW)
+    rows = [{"id": str(hidden.pk), "name": "x"}, {"id": str(viewable.pk), "name": "y"}, {"id": "nope", "name": "z"}]
+    _, items = run(client_for(me), {"rows": rows, "action": "update"})
+    assert [i["error_code"] for i in items] == ["NOT_FOUND", "PERMISSION_DENIED", "VALIDATION_ERROR"]
+    _, items = run(client_for(me), {"rows": [{"id": str(hidden.pk), "name": "x"}], "action": "upsert"})
+    assert [i["error_code"] for i in items] == ["CONFLICT"]
+    assert Metric.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revert_deletes_the_metrics_the_import_created_and_restores_the_updated_ones(client_for):
+    me = UserFactory()
+    client = client_for(me)
+    old = MetricFactory(owner=me, name="Revenue", description="old")
+    status, _ = run(
+        client, {"rows": [{"name": "Revenue", "description": "new"}, {"name": "Churn"}], "match_on": "name"}
+    )
+    response = client.post(f"/api/v1/bulk-operations/{status['operation_id']}/revert/", {}, format="json")
+    assert response.status_code == 202, response.json()
+    work_off()
+    assert client.get(response.json()["links"]["self"]).json()["status"] == "completed"
+    old.refresh_from_db()
+    assert (old.description, list(Metric.objects.values_list("name", flat=True))) == ("old", ["Revenue"])
