@@ -7,12 +7,14 @@ own settings.py both win over the defaults below (the way django-rq reads `RQ`).
 from django.conf import settings
 
 DEFAULTS = {
-    "MAX_ITEMS": 100_000,
+    "MAX_ITEMS": 1_000_000,
     "MAX_SYNC_ITEMS": 1_000,
     "MAX_ATOMIC_ITEMS": 100,
     "MAX_ACTIVE_PER_USER": 5,
-    "DEFAULT_BATCH_SIZE": 50,
     "MAX_BATCH_SIZE": 1_000,
+    # No batch_size in the request: the engine sizes chunks itself (bulkops.sizing).
+    "FIRST_CHUNK_SIZE": 100,
+    "CHUNK_LOCK_MS": 250,
     "SLICE_MIN_ITEMS": 5_000,
     "MAX_SLICES": 4,
     "STALE_AFTER": 60,  # seconds

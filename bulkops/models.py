@@ -66,7 +66,8 @@ class BulkOperation(models.Model):
     # Succeeded without changing anything (the ticket already had that priority): a part of
     # successful_items, so that "3,000 succeeded" does not hide that 2,990 were no-ops.
     unchanged_items = models.PositiveIntegerField(default=0)
-    batch_size = models.PositiveIntegerField(default=50)
+    # Null: the request named none, and the engine sizes each chunk (bulkops.sizing).
+    batch_size = models.PositiveIntegerField(null=True, blank=True, default=None)
     slices = models.PositiveIntegerField(default=1)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True, default="")

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from . import errors, registry, signals
+from . import conf, errors, registry, signals
 from .chunks import (
     CHUNK,
     ROW,
@@ -26,6 +26,7 @@ from .chunks import (
     run_chunk,
 )
 from .models import BulkOperation, BulkOperationItem, ItemStatus, Mode, Status
+from .sizing import ChunkSizer
 
 log = logging.getLogger("bulkops")
 
@@ -72,22 +73,24 @@ def run_slice(op_id, number):
 def run_range(op, definition, ctx, lo, hi, status):
     """Chunk after chunk over the pending items of positions [lo, hi) while the operation is in
     progress. Returns the operation's status and whether any item was taken."""
-    cursor, taken = lo, False
+    cursor, taken, sizer = lo, False, ChunkSizer(op.batch_size)
     while status == Status.IN_PROGRESS:
         started = time.monotonic()
         # From the cursor, not from `lo`: each claim reads ~batch_size index entries
         # instead of stepping over every item done so far.
-        positions, status = run_chunk(op, definition, ctx, cursor, hi)
+        limit = sizer.limit
+        positions, status = run_chunk(op, definition, ctx, cursor, hi, limit)
         if not positions:
             break
         taken, cursor = True, positions[-1] + 1
         seconds = time.monotonic() - started
+        sizer.learn(len(positions), seconds)
         log.debug(
             "chunk processed",
             extra={"operation_id": str(op.pk), "user_id": op.user_id, "items": len(positions), "seconds": seconds},
         )
         signals.chunk_committed.send(BulkOperation, op=op, seconds=seconds, last_position=positions[-1])
-        if len(positions) < op.batch_size or cursor >= hi:
+        if len(positions) < limit or cursor >= hi:
             break  # the range is done (or another slice holds the rest): spare an empty claim
     return status, taken
 
@@ -139,7 +142,8 @@ def apply_all(op, definition, ctx, *, write=CHUNK):
     that a cancel request never waits for this transaction; it is checked between chunks."""
     with transaction.atomic():
         configure_transaction()
-        while items := claim(op, 0, op.total_items, op.batch_size):
+        # Every lock is held to the end anyway: an engine-chosen size is simply the largest.
+        while items := claim(op, 0, op.total_items, op.batch_size or conf.MAX_BATCH_SIZE):
             outcomes = apply_chunk(op, definition, ctx, items, write=write)
             failures = {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
             if failures:

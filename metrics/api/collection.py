@@ -55,7 +55,12 @@ class VerificationUpdateSerializer(StrictSerializer):
 
 class VerificationUpdatesSerializer(StrictSerializer):
     updates = VerificationUpdateSerializer(many=True, max_length=conf.MAX_SYNC_ITEMS)
-    batch_size = StrictIntegerField(min_value=1, max_value=conf.MAX_BATCH_SIZE, default=conf.DEFAULT_BATCH_SIZE)
+    batch_size = StrictIntegerField(
+        min_value=1,
+        max_value=conf.MAX_BATCH_SIZE,
+        required=False,
+        help_text="Items per chunk; without it the engine sizes the chunks",
+    )
 
 
 class FailedUpdateSerializer(serializers.Serializer):
@@ -124,5 +129,5 @@ class MetricCollectionViewSet(CollectionThrottleMixin, MetricViewSet):
         """Set the verification of up to 1,000 metrics; each update succeeds or fails on its own."""
         body = VerificationUpdatesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        op = set_verifications(request.user, body.validated_data["updates"], body.validated_data["batch_size"])
+        op = set_verifications(request.user, body.validated_data["updates"], body.validated_data.get("batch_size"))
         return Response(VerificationReportSerializer(report(op)).data)
