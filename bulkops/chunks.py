@@ -188,13 +188,37 @@ def advance(op, now, processed=0, successful=0, failed=0, skipped=0, unchanged=0
         return cursor.fetchone()[0]
 
 
+@dataclass(slots=True)
+class Item:
+    """A claimed item as a light row: a model instance per item (deferred fields, `from_db`)
+    cost more than the change itself. `record` writes its outcome fields back."""
+
+    id: int
+    position: int
+    target_id: str
+    payload: object
+    attempts: int
+    key: object = None  # the target id parsed; None when it cannot be an id at all
+    status: str = ItemStatus.PENDING
+    error_code: str = ""
+    error_message: str = ""
+    before: object = None
+    result: object = None
+    processed_at: object = None
+
+    @property
+    def pk(self):
+        return self.id
+
+
 def claim(op, lo, hi, limit, positions=None):
     qs = BulkOperationItem.objects.select_for_update(skip_locked=True).filter(
         operation_id=op.pk, status=ItemStatus.PENDING, position__gte=lo, position__lt=hi
     )
     if positions is not None:
         qs = qs.filter(position__in=positions)
-    items = list(qs.only("pk", "position", "target_id", "payload", "attempts").order_by("position")[:limit])
+    rows = qs.order_by("position").values_list("pk", "position", "target_id", "payload", "attempts")[:limit]
+    items = [Item(*row) for row in rows]
     definition = registry.get(op.resource_type, op.operation_type)
     for item in items:
         try:
