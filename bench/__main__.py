@@ -23,7 +23,9 @@ def arguments():
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a minute or two")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3)")
-    parser.add_argument("--batch-size", type=int, help="chunk size of the async operations (default 1000)")
+    parser.add_argument(
+        "--batch-size", type=int, help="chunk size of the async operations (default: none, the engine's)"
+    )
     parser.add_argument("--db-name", default="bulkops_bench", help="PostgreSQL database (dropped and recreated)")
     parser.add_argument("--redis-db", type=int, default=9, help="Redis database number (flushed)")
     parser.add_argument("--keep-db", action="store_true", help="leave the database behind for inspection")
@@ -107,7 +109,7 @@ def run(stack, sizes, args):
     text = "\n".join(
         [
             f"`python -m bench{' --quick' if args.quick else ''}` ({mode}; {sizes.runs} runs per figure, "
-            f"median and min–max; async chunks of {sizes.batch_size}; {time.perf_counter() - began:.0f} s)",
+            f"median and min–max; async chunks: {sizes.batch_size or 'engine-sized (no batch_size)'}; {time.perf_counter() - began:.0f} s)",
             "",
             *machine(pg_version, redis_version),
             "",

@@ -12,11 +12,13 @@ import datetime
 import decimal
 import json
 import uuid
+from functools import lru_cache
 
 from django.db import connection
 from django.utils import timezone
 
 
+@lru_cache(maxsize=64)  # a chunk's rows share a few values: its `now`, the operation's id
 def _encode(value):
     # Full precision: DjangoJSONEncoder would cut datetimes to milliseconds.
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
