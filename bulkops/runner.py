@@ -6,7 +6,7 @@ import math
 import time
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from . import conf, errors, registry, signals
@@ -25,7 +25,7 @@ from .chunks import (
     retrying,
     run_chunk,
 )
-from .models import BulkOperation, BulkOperationItem, ItemStatus, Mode, Status
+from .models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode, Status
 from .sizing import ChunkSizer
 
 log = logging.getLogger("bulkops")
@@ -64,7 +64,8 @@ def run_slice(op_id, number):
     else:
         lo, hi = slice_bounds(op, number)
         status, _ = run_range(op, definition, ctx, lo, hi, op.status)
-        status = take_over(op, definition, ctx, status)
+        if op.execution != Execution.SYNC:  # a sync operation is one slice, run here: no sibling left anything
+            status = take_over(op, definition, ctx, status)
         if status == Status.CANCELLING:
             skip_pending(op, 0, op.total_items)
     finalize(op.pk)
@@ -188,21 +189,19 @@ def final_status(op):
 
 def recount(op):
     """Counters from the item rows: whatever happened on the way, they end up equal."""
-    counts = dict(
-        BulkOperationItem.objects.filter(operation_id=op.pk).values_list("status").annotate(n=Count("pk")).order_by()
-    )
-    op.successful_items = counts.get(ItemStatus.SUCCEEDED, 0)
-    op.failed_items = counts.get(ItemStatus.FAILED, 0)
-    op.skipped_items = counts.get(ItemStatus.SKIPPED, 0)
+    counts = {
+        status: (n, unchanged)
+        for status, n, unchanged in BulkOperationItem.objects.filter(operation_id=op.pk)
+        .values_list("status")
+        .annotate(n=Count("pk"), unchanged=Count("pk", filter=Q(result__changed=False)))
+        .values_list("status", "n", "unchanged")
+        .order_by()
+    }
+    op.successful_items, op.unchanged_items = counts.get(ItemStatus.SUCCEEDED, (0, 0))
+    op.failed_items = counts.get(ItemStatus.FAILED, (0, 0))[0]
+    op.skipped_items = counts.get(ItemStatus.SKIPPED, (0, 0))[0]
     op.processed_items = op.successful_items + op.failed_items
-    op.unchanged_items = unchanged_items(op) if op.successful_items else 0
-    return counts.get(ItemStatus.PENDING, 0)
-
-
-def unchanged_items(op):
-    return BulkOperationItem.objects.filter(
-        operation_id=op.pk, status=ItemStatus.SUCCEEDED, result__changed=False
-    ).count()
+    return counts.get(ItemStatus.PENDING, (0, 0))[0]
 
 
 def fail_pending(op, error):
