@@ -106,8 +106,9 @@ def run(stack, sizes, args):
     redis.flushdb()
     log(f"bench: migrating {args.db_name} …")
     stack.migrate()
-    log(f"bench: seeding {sizes.tickets:,} tickets and {sizes.metrics:,} metrics …")
-    agent, token = seed(MILLION if args.million else sizes.tickets, sizes.metrics)
+    tickets = MILLION if args.million else sizes.tickets
+    log(f"bench: seeding {tickets:,} tickets and {sizes.metrics:,} metrics …")
+    agent, token = seed(tickets, sizes.metrics)
     stack.start_daphne(token)
     if args.million:
         bench = Million(stack, Api(stack.base_url, token), MILLION)
