@@ -228,8 +228,10 @@ def claim(op, lo, hi, limit, positions=None):
     return items
 
 
-def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, write=CHUNK):
-    """One transaction: claim up to `limit` pending items, apply, record.
+def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, write=CHUNK, sizer=None):
+    """One transaction: claim up to `limit` pending items, apply, record; `sizer` learns how
+    long the chunk held its records' locks (from locking them to the end, not the claim:
+    a claim's fixed cost must not shrink the chunks).
 
     Returns the items it took and the operation's status after the chunk."""
     with transaction.atomic():
@@ -237,8 +239,12 @@ def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, write=C
         items = claim(op, lo, hi, limit, positions)
         if not items:
             return items, current_status(op)
+        locked = time.monotonic()
         outcomes = apply_chunk(op, definition, ctx, items, write=write)
-        return items, record(op, items, outcomes)
+        status = record(op, items, outcomes)
+    if sizer is not None:
+        sizer.learn(len(items), time.monotonic() - locked)
+    return items, status
 
 
 def fail_items(op, positions, code, message):
@@ -266,15 +272,16 @@ def pending_positions(op, lo, hi, limit):
     return list(qs.order_by("position").values_list("position", flat=True)[:limit])
 
 
-def run_chunk(op, definition, ctx, lo, hi, limit=None):
-    """One chunk of up to `limit` items (default: the operation's first chunk size), with the
+def run_chunk(op, definition, ctx, lo, hi, sizer=None):
+    """One chunk of `sizer.limit` items (default: the operation's first chunk size), with the
     fallbacks: per-item savepoints after a failed write, one item per transaction after
     repeated lock timeouts or deadlocks.
 
     Returns the positions it took and the operation's status after it."""
-    limit = limit or ChunkSizer(op.batch_size).limit
+    sizer = sizer or ChunkSizer(op.batch_size)
+    limit = sizer.limit
     try:
-        items, status = retrying(process_chunk, op, definition, ctx, lo, hi, limit=limit)
+        items, status = retrying(process_chunk, op, definition, ctx, lo, hi, limit=limit, sizer=sizer)
         return [item.position for item in items], status
     except WriteFailed:
         positions = pending_positions(op, lo, hi, limit)

@@ -80,12 +80,11 @@ def run_range(op, definition, ctx, lo, hi, status):
         # From the cursor, not from `lo`: each claim reads ~batch_size index entries
         # instead of stepping over every item done so far.
         limit = sizer.limit
-        positions, status = run_chunk(op, definition, ctx, cursor, hi, limit)
+        positions, status = run_chunk(op, definition, ctx, cursor, hi, sizer)
         if not positions:
             break
         taken, cursor = True, positions[-1] + 1
         seconds = time.monotonic() - started
-        sizer.learn(len(positions), seconds)
         log.debug(
             "chunk processed",
             extra={"operation_id": str(op.pk), "user_id": op.user_id, "items": len(positions), "seconds": seconds},
