@@ -162,17 +162,28 @@ class Bench:
             timings.append(time.perf_counter() - started)
         return timings
 
+    def patch_single(self, path, field):
+        """One single PATCH of one record, alternating the value, as `latencies` sends."""
+        return lambda ids, value: self.api.call("PATCH", f"{path}{ids[0]}/", json={field: value})
+
     def sync_phase(self):
         endpoints = {
             "put-metrics": (self.put_metrics, self.metric_ids[:100], ("requested", "verified")),
             "patch-tickets": (self.patch_tickets, self.pool[:100], ("high", "low")),
         }
+        singles = {
+            "put-metrics": (self.patch_single("/api/v1/metrics/", "verification"), self.metric_ids[100:101]),
+            "patch-tickets": (self.patch_single("/api/v1/tickets/", "priority"), self.pool[100:101]),
+        }
         for name, (send, ids, values) in endpoints.items():
             try:
                 for _ in range(self.sizes.runs):
+                    # Side by side in the same run: the 100-item call and one single PATCH.
                     timings = self.latencies(send, ids, values)
                     self.record((name, "p50"), percentile(timings, 0.50))
                     self.record((name, "p95"), percentile(timings, 0.95))
+                    single, single_ids = singles[name]
+                    self.record((name, "single-p50"), percentile(self.latencies(single, single_ids, values), 0.50))
             except EndpointMissing:
                 self.results[name, "missing"] = True
                 continue

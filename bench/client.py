@@ -43,9 +43,10 @@ class Api:
             "ticket_ids": ids,
             "operation_type": "update_status",
             "operation_data": {"status": status},
-            "batch_size": batch_size,
             "execution": execution,
         }
+        if batch_size is not None:  # else the engine sizes the chunks, as for any client that names none
+            body["batch_size"] = batch_size
         return self.call("POST", "/api/v1/tickets/bulk-operations/", json=body, expect=(200, 202)).json()
 
     def operation(self, op_id):

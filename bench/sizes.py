@@ -8,7 +8,7 @@ class Sizes:
     async_items: tuple  # update_status sizes
     workers: tuple  # worker counts to compare
     runs: int  # runs per figure (the median is shown)
-    batch_size: int
+    batch_size: int | None  # None: none in the request, the engine sizes the chunks (the API's default)
     patches: int  # single PATCH requests per run (the bulk side does the same changes)
     sync_requests: int  # requests per run for the p50/p95 of the sync endpoints
     metric_updates: tuple  # PUT /metrics/ sizes
@@ -25,5 +25,5 @@ class Sizes:
         return max(self.metric_updates)
 
 
-FULL = Sizes((10_000, 100_000), (1, 2), 3, 1_000, 1_000, 30, (100, 1_000), 1_000, 100_000)
-QUICK = Sizes((10_000,), (1, 2), 3, 1_000, 200, 10, (100, 1_000), 200, 100_000)
+FULL = Sizes((10_000, 100_000), (1, 2), 3, None, 1_000, 30, (100, 1_000), 1_000, 100_000)
+QUICK = Sizes((10_000,), (1, 2), 3, None, 200, 10, (100, 1_000), 200, 100_000)

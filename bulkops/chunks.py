@@ -20,6 +20,7 @@ from django.utils import timezone
 from . import conf, errors, registry
 from .models import BulkOperation, BulkOperationItem, ItemStatus
 from .operations import Context
+from .sizing import ChunkSizer
 from .sql import update_rows
 
 log = logging.getLogger("bulkops")
@@ -201,13 +202,37 @@ def advance(op, now, processed=0, successful=0, failed=0, skipped=0, unchanged=0
         return cursor.fetchone()[0]
 
 
+@dataclass(slots=True)
+class Item:
+    """A claimed item as a light row: a model instance per item (deferred fields, `from_db`)
+    cost more than the change itself. `record` writes its outcome fields back."""
+
+    id: int
+    position: int
+    target_id: str
+    payload: object
+    attempts: int
+    key: object = None  # the target id parsed; None when it cannot be an id at all
+    status: str = ItemStatus.PENDING
+    error_code: str = ""
+    error_message: str = ""
+    before: object = None
+    result: object = None
+    processed_at: object = None
+
+    @property
+    def pk(self):
+        return self.id
+
+
 def claim(op, lo, hi, limit, positions=None):
     qs = BulkOperationItem.objects.select_for_update(skip_locked=True).filter(
         operation_id=op.pk, status=ItemStatus.PENDING, position__gte=lo, position__lt=hi
     )
     if positions is not None:
         qs = qs.filter(position__in=positions)
-    items = list(qs.only("pk", "position", "target_id", "payload", "attempts").order_by("position")[:limit])
+    rows = qs.order_by("position").values_list("pk", "position", "target_id", "payload", "attempts")[:limit]
+    items = [Item(*row) for row in rows]
     definition = registry.get(op.resource_type, op.operation_type)
     for item in items:
         try:
@@ -217,8 +242,10 @@ def claim(op, lo, hi, limit, positions=None):
     return items
 
 
-def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, write=CHUNK):
-    """One transaction: claim up to `limit` pending items, apply, record.
+def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, write=CHUNK, sizer=None):
+    """One transaction: claim up to `limit` pending items, apply, record; `sizer` learns how
+    long the chunk held its records' locks (from locking them to the end, not the claim:
+    a claim's fixed cost must not shrink the chunks).
 
     Returns the items it took and the operation's status after the chunk."""
     with transaction.atomic():
@@ -226,8 +253,12 @@ def process_chunk(op, definition, ctx, lo, hi, *, limit, positions=None, write=C
         items = claim(op, lo, hi, limit, positions)
         if not items:
             return items, current_status(op)
+        locked = time.monotonic()
         outcomes = apply_chunk(op, definition, ctx, items, write=write)
-        return items, record(op, items, outcomes)
+        status = record(op, items, outcomes)
+    if sizer is not None:
+        sizer.learn(len(items), time.monotonic() - locked)
+    return items, status
 
 
 def fail_items(op, positions, code, message):
@@ -255,23 +286,26 @@ def pending_positions(op, lo, hi, limit):
     return list(qs.order_by("position").values_list("position", flat=True)[:limit])
 
 
-def run_chunk(op, definition, ctx, lo, hi):
-    """One chunk, with the fallbacks: per-item savepoints after a failed write, one item per
-    transaction after repeated lock timeouts or deadlocks.
+def run_chunk(op, definition, ctx, lo, hi, sizer=None):
+    """One chunk of `sizer.limit` items (default: the operation's first chunk size), with the
+    fallbacks: per-item savepoints after a failed write, one item per transaction after
+    repeated lock timeouts or deadlocks.
 
     Returns the positions it took and the operation's status after it."""
+    sizer = sizer or ChunkSizer(op.batch_size)
+    limit = sizer.limit
     try:
-        items, status = retrying(process_chunk, op, definition, ctx, lo, hi, limit=op.batch_size)
+        items, status = retrying(process_chunk, op, definition, ctx, lo, hi, limit=limit, sizer=sizer)
         return [item.position for item in items], status
     except WriteFailed:
-        positions = pending_positions(op, lo, hi, op.batch_size)
+        positions = pending_positions(op, lo, hi, limit)
         for start in range(0, len(positions), ISOLATED_CHUNK):
             group = positions[start : start + ISOLATED_CHUNK]
             retrying(process_chunk, op, definition, ctx, lo, hi, limit=len(group), positions=group, write=SAVEPOINT)
     except DatabaseError as exc:
         if errors.sqlstate(exc) not in errors.TRANSIENT:
             raise
-        positions = pending_positions(op, lo, hi, op.batch_size)
+        positions = pending_positions(op, lo, hi, limit)
         for position in positions:
             run_single_item(op, definition, ctx, position)
     return positions, current_status(op)

@@ -12,8 +12,10 @@ DEFAULTS = {
     "MAX_IMPORT_BYTES": 500 * 1024 * 1024,  # an uploaded import file (SPEC §12): 413 beyond
     "MAX_ATOMIC_ITEMS": 100,
     "MAX_ACTIVE_PER_USER": 5,
-    "DEFAULT_BATCH_SIZE": 50,
     "MAX_BATCH_SIZE": 1_000,
+    # No batch_size in the request: the engine sizes chunks itself (bulkops.sizing).
+    "FIRST_CHUNK_SIZE": 100,
+    "CHUNK_LOCK_MS": 250,
     "SLICE_MIN_ITEMS": 5_000,
     "MAX_SLICES": 4,
     "STALE_AFTER": 60,  # seconds

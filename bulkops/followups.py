@@ -5,7 +5,7 @@ from django.db.models import Count
 
 from . import errors, registry
 from .models import ACTIVE, BulkOperation, ItemStatus, Status
-from .services import Request, get_operation, replayed, start_operation
+from .services import Request, Selection, Stream, get_operation, replayed, start_operation
 
 REVERT = "revert"  # the operation each resource registers to undo its others
 
@@ -59,21 +59,24 @@ def revert_operation(
 
 
 def revert_request(original, definition, metadata, callback_url, dry_run):
-    """The revert of `original`: one item per succeeded item that changed something."""
-    ids, payloads = [], []
-    rows = original.items.filter(status=ItemStatus.SUCCEEDED).order_by("position")
-    for target_id, before, result in rows.values_list("target_id", "before", "result").iterator(chunk_size=5000):
-        payload = definition.resource.revert_payload(before or {}, result or {})
-        if payload is not None:  # an import's item names its record in its result
-            ids.append(str((result or {}).get("item_id") or target_id))
-            payloads.append(payload)
-    if not ids:
+    """The revert of `original`: one item per succeeded item that changed something, streamed
+    from the original's items into the new ones (a million never sit in a list)."""
+    succeeded = original.items.filter(status=ItemStatus.SUCCEEDED)
+
+    def rows():
+        ordered = succeeded.order_by("position").values_list("target_id", "before", "result")
+        for target_id, before, result in ordered.iterator(chunk_size=5000):
+            payload = definition.resource.revert_payload(before or {}, result or {})
+            if payload is not None:
+                # an import's item names its record in its result
+                yield str((result or {}).get("item_id") or target_id), payload
+
+    if next(rows(), None) is None:  # stops at the first item that changed something
         raise errors.Conflict("Nothing to revert: no item of this operation changed anything")
     return Request(
         resource_type=original.resource_type,
         operation_type=REVERT,
-        ids=ids,
-        payloads=payloads,
+        ids=Stream(rows(), succeeded.count()),
         metadata=metadata or {"description": f"Revert of bulk operation {original.pk}"},
         batch_size=original.batch_size,
         dry_run=dry_run,
@@ -127,20 +130,17 @@ def retry_operation(
 
 
 def retry_request(original, metadata, callback_url, codes):
-    """The retry of `original`: its items that failed with one of `codes`, same type and data."""
-    failed = original.items.filter(status__in=RETRIED_STATUSES, error_code__in=codes).order_by("position")
-    ids, payloads = [], []
-    for target_id, payload in failed.values_list("target_id", "payload").iterator(chunk_size=5000):
-        ids.append(target_id)
-        payloads.append(payload)
-    if not ids:
+    """The retry of `original`: its items that failed with one of `codes`, same type and data,
+    copied inside PostgreSQL (`INSERT … SELECT`), however many there are."""
+    failed = original.items.filter(status__in=RETRIED_STATUSES, error_code__in=codes)
+    count = failed.count()
+    if not count:
         raise errors.Conflict(f"Nothing to retry: no item of this operation failed with {', '.join(sorted(codes))}")
     return Request(
         resource_type=original.resource_type,
         operation_type=original.operation_type,
-        ids=ids,
+        ids=Selection(failed, count, target="target_id", order="position", payload="payload"),
         operation_data=original.operation_data,
-        payloads=payloads if any(p is not None for p in payloads) else None,
         metadata=metadata or original.metadata,
         mode=original.mode,
         batch_size=original.batch_size,

@@ -69,7 +69,8 @@ class BulkOperation(models.Model):
     # An import's succeeded items by what they did (the rest of them: unchanged_items).
     created_items = models.PositiveIntegerField(default=0)
     updated_items = models.PositiveIntegerField(default=0)
-    batch_size = models.PositiveIntegerField(default=50)
+    # Null: the request named none, and the engine sizes each chunk (bulkops.sizing).
+    batch_size = models.PositiveIntegerField(null=True, blank=True, default=None)
     slices = models.PositiveIntegerField(default=1)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True, default="")

@@ -6,10 +6,10 @@ import math
 import time
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from . import errors, registry, signals
+from . import conf, errors, registry, signals
 from .chunks import (
     CHUNK,
     ROW,
@@ -25,7 +25,8 @@ from .chunks import (
     retrying,
     run_chunk,
 )
-from .models import BulkOperation, BulkOperationItem, ItemStatus, Mode, Status
+from .models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode, Status
+from .sizing import ChunkSizer
 
 log = logging.getLogger("bulkops")
 
@@ -63,7 +64,8 @@ def run_slice(op_id, number):
     else:
         lo, hi = slice_bounds(op, number)
         status, _ = run_range(op, definition, ctx, lo, hi, op.status)
-        status = take_over(op, definition, ctx, status)
+        if op.execution != Execution.SYNC:  # a sync operation is one slice, run here: no sibling left anything
+            status = take_over(op, definition, ctx, status)
         if status == Status.CANCELLING:
             skip_pending(op, 0, op.total_items)
     finalize(op.pk)
@@ -72,12 +74,13 @@ def run_slice(op_id, number):
 def run_range(op, definition, ctx, lo, hi, status):
     """Chunk after chunk over the pending items of positions [lo, hi) while the operation is in
     progress. Returns the operation's status and whether any item was taken."""
-    cursor, taken = lo, False
+    cursor, taken, sizer = lo, False, ChunkSizer(op.batch_size)
     while status == Status.IN_PROGRESS:
         started = time.monotonic()
         # From the cursor, not from `lo`: each claim reads ~batch_size index entries
         # instead of stepping over every item done so far.
-        positions, status = run_chunk(op, definition, ctx, cursor, hi)
+        limit = sizer.limit
+        positions, status = run_chunk(op, definition, ctx, cursor, hi, sizer)
         if not positions:
             break
         taken, cursor = True, positions[-1] + 1
@@ -87,7 +90,7 @@ def run_range(op, definition, ctx, lo, hi, status):
             extra={"operation_id": str(op.pk), "user_id": op.user_id, "items": len(positions), "seconds": seconds},
         )
         signals.chunk_committed.send(BulkOperation, op=op, seconds=seconds, last_position=positions[-1])
-        if len(positions) < op.batch_size or cursor >= hi:
+        if len(positions) < limit or cursor >= hi:
             break  # the range is done (or another slice holds the rest): spare an empty claim
     return status, taken
 
@@ -139,7 +142,8 @@ def apply_all(op, definition, ctx, *, write=CHUNK):
     that a cancel request never waits for this transaction; it is checked between chunks."""
     with transaction.atomic():
         configure_transaction()
-        while items := claim(op, 0, op.total_items, op.batch_size):
+        # Every lock is held to the end anyway: an engine-chosen size is simply the largest.
+        while items := claim(op, 0, op.total_items, op.batch_size or conf.MAX_BATCH_SIZE):
             outcomes = apply_chunk(op, definition, ctx, items, write=write)
             failures = {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
             if failures:
@@ -186,23 +190,21 @@ def final_status(op):
 
 def recount(op):
     """Counters from the item rows: whatever happened on the way, they end up equal."""
-    counts = dict(
-        BulkOperationItem.objects.filter(operation_id=op.pk).values_list("status").annotate(n=Count("pk")).order_by()
-    )
-    op.successful_items = counts.get(ItemStatus.SUCCEEDED, 0)
-    op.failed_items = counts.get(ItemStatus.FAILED, 0)
-    op.skipped_items = counts.get(ItemStatus.SKIPPED, 0)
+    counts = {
+        status: (n, unchanged)
+        for status, n, unchanged in BulkOperationItem.objects.filter(operation_id=op.pk)
+        .values_list("status")
+        .annotate(n=Count("pk"), unchanged=Count("pk", filter=Q(result__changed=False)))
+        .values_list("status", "n", "unchanged")
+        .order_by()
+    }
+    op.successful_items, op.unchanged_items = counts.get(ItemStatus.SUCCEEDED, (0, 0))
+    op.failed_items = counts.get(ItemStatus.FAILED, (0, 0))[0]
+    op.skipped_items = counts.get(ItemStatus.SKIPPED, (0, 0))[0]
     op.processed_items = op.successful_items + op.failed_items
-    op.unchanged_items = unchanged_items(op) if op.successful_items else 0
     counted = op.successful_items and getattr(registry.get(op.resource_type, op.operation_type), "creates", False)
     op.created_items, op.updated_items = import_actions(op) if counted else (0, 0)
-    return counts.get(ItemStatus.PENDING, 0)
-
-
-def unchanged_items(op):
-    return BulkOperationItem.objects.filter(
-        operation_id=op.pk, status=ItemStatus.SUCCEEDED, result__changed=False
-    ).count()
+    return counts.get(ItemStatus.PENDING, (0, 0))[0]
 
 
 def import_actions(op):

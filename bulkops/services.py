@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from itertools import batched, repeat
 
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
@@ -28,13 +29,13 @@ class Request:
 
     resource_type: str
     operation_type: str
-    ids: list
+    ids: list  # or a Selection
     operation_data: dict = field(default_factory=dict)
     payloads: list | None = None  # per-item data, when items differ
     metadata: dict = field(default_factory=dict)
     mode: str = Mode.PARTIAL
     execution: str = Execution.ASYNC
-    batch_size: int = 50
+    batch_size: int | None = 50  # None: the engine sizes the chunks (bulkops.sizing)
     dry_run: bool = False
     callback_url: str = ""
     reverts: BulkOperation | None = None
@@ -50,31 +51,114 @@ def slice_count(total):
     return max(1, min(conf.MAX_SLICES, math.ceil(total / conf.SLICE_MIN_ITEMS)))
 
 
+def slices_for(execution, mode, total):
+    """A sync or atomic operation runs as one slice (in the request, in one transaction)."""
+    return 1 if execution == Execution.SYNC or mode == Mode.ATOMIC else slice_count(total)
+
+
+@dataclass
+class Selection:
+    """Records picked by a query (a `filter`, a retry's failed items), resolved inside
+    PostgreSQL: the query's rows go straight into the items (`INSERT … SELECT`), never
+    through Python lists."""
+
+    queryset: object
+    count: int  # as counted when the request was checked
+    target: str = "pk"  # the column that becomes each item's target_id …
+    order: str = "pk"  # … the one that orders the items …
+    payload: str | None = None  # … and the one that becomes its payload, if any
+
+    def __len__(self):
+        return self.count
+
+    def sql(self):
+        """(SELECT of the rows as (target, order, payload), its parameters)."""
+        columns = [self.target, self.order, *([self.payload] if self.payload else [])]
+        query, params = self.queryset.order_by().values_list(*columns).query.sql_with_params()
+        return query, params
+
+
+@dataclass
+class Stream:
+    """Items computed row by row in Python (a revert's payloads), COPYed as they come so
+    that a million of them never sit in one list. `count` bounds them; the operation counts
+    what was written."""
+
+    rows: object  # iterable of (target_id, payload)
+    count: int
+
+    def __len__(self):
+        return self.count
+
+
+COPY_BATCH = 50_000
+ITEM_COLUMNS = "(operation_id, position, target_id, payload, status, error_code, error_message, attempts)"
+
+
 def insert_items(op, ids, payloads=None):
-    """All items in one statement: 100,000 rows in well under a second."""
-    targets = [str(i) for i in ids]
-    if connection.vendor != "postgresql":
-        BulkOperationItem.objects.bulk_create(
-            BulkOperationItem(operation=op, position=n, target_id=t, payload=payloads[n] if payloads else None)
-            for n, t in enumerate(targets)
-        )
-        return
-    if payloads:  # items that differ carry their own data
-        source, payload, params = (
-            "unnest(%s::text[], %s::text[])",
-            "t.payload::jsonb",
-            [targets, [json.dumps(p) for p in payloads]],
-        )
-        columns = "t(target_id, payload, ord)"
+    """All items in one statement or one COPY: 100,000 rows in well under a second.
+
+    A Selection or a Stream may write fewer than it counted beforehand (rows gone since, items
+    that needed nothing): the operation then counts what was written."""
+    if isinstance(ids, Selection):
+        written = select_items(op, ids)
     else:
-        source, payload, params, columns = "unnest(%s::text[])", "NULL", [targets], "t(target_id, ord)"
+        rows = ids.rows if isinstance(ids, Stream) else zip(ids, payloads or repeat(None), strict=False)
+        written = copy_items(op, rows)
+    if written != op.total_items:
+        op.total_items = written
+        op.slices = slices_for(op.execution, op.mode, written)
+        op.save(update_fields=["total_items", "slices"])
+
+
+def copy_items(op, rows):
+    """The items of (target id, payload) rows, through COPY: no statement parameters to quote."""
+    if connection.vendor != "postgresql":  # the embedded SQLite fallback of `make run`
+        items = [
+            BulkOperationItem(operation=op, position=n, target_id=str(t), payload=p) for n, (t, p) in enumerate(rows)
+        ]
+        return len(BulkOperationItem.objects.bulk_create(items))
+    table, written = BulkOperationItem._meta.db_table, 0
+    # The rows as COPY text, built by string formatting: psycopg's write_row adapts every
+    # value of every row in Python, twice as slow for 100,000 items (docs/benchmarks.md).
+    line = f"{op.pk}\t%d\t%s\t%s\t{ItemStatus.PENDING}\t\t\t0\n"
+    with connection.cursor() as cursor:
+        # One COPY per batch: `rows` may read the database as it goes (a revert's streamed
+        # items), which it cannot do on this connection while a COPY is open.
+        for batch in batched(rows, COPY_BATCH):
+            text = []
+            for target, payload in batch:
+                payload = "\\N" if payload is None else copy_text(json.dumps(payload))
+                text.append(line % (written, copy_text(str(target)), payload))
+                written += 1
+            with cursor.copy(f"COPY {table} {ITEM_COLUMNS} FROM STDIN") as copy:
+                copy.write("".join(text))
+    return written
+
+
+def copy_text(value):
+    """`value` as a field of COPY's text format, where a backslash starts an escape."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+def select_items(op, selection):
+    """The items of a query's rows, in order, with one `INSERT … SELECT`."""
+    if connection.vendor != "postgresql":
+        columns = [selection.target, *([selection.payload] if selection.payload else [])]
+        rows = selection.queryset.order_by(selection.order).values_list(*columns)
+        return copy_items(op, (row if selection.payload else (row[0], None) for row in rows))
+    query, params = selection.sql()
+    payload, columns = ("s.payload", "target, ord, payload") if selection.payload else ("NULL::jsonb", "target, ord")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {BulkOperationItem._meta.db_table} "
-            "(operation_id, position, target_id, payload, status, error_code, error_message, attempts) "
-            f"SELECT %s, t.ord - 1, t.target_id, {payload}, %s, '', '', 0 FROM {source} WITH ORDINALITY AS {columns}",
+            f"INSERT INTO {BulkOperationItem._meta.db_table} {ITEM_COLUMNS} "
+            "SELECT %s, row_number() OVER (ORDER BY s.ord) - 1, s.target::text, "
+            f"{payload}, %s, '', '', 0 FROM ({query}) AS s({columns})",
             [op.pk, ItemStatus.PENDING, *params],
         )
+        return cursor.rowcount
 
 
 def find_idempotent(user, key, body_fingerprint):
@@ -126,7 +210,6 @@ def create_operation(user, request, *, total_items, idempotency_key=None, body_f
             return existing, False
     if BulkOperation.objects.filter(user=user).active().count() >= conf.MAX_ACTIVE_PER_USER:
         raise errors.TooManyActive()
-    sync = request.execution == Execution.SYNC
     op = BulkOperation.objects.create(
         user=user,
         resource_type=request.resource_type,
@@ -138,7 +221,7 @@ def create_operation(user, request, *, total_items, idempotency_key=None, body_f
         dry_run=request.dry_run,
         total_items=total_items,
         batch_size=request.batch_size,
-        slices=1 if sync or request.mode == Mode.ATOMIC else slice_count(total_items),
+        slices=slices_for(request.execution, request.mode, total_items),
         idempotency_key=idempotency_key or None,
         fingerprint=body_fingerprint,
         callback_url=request.callback_url,

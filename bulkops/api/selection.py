@@ -31,6 +31,8 @@ def parse_ids(raw, definition, key="ids"):
         raise serializers.ValidationError({key: ["The selection is empty."]})
     if len(raw) > conf.MAX_ITEMS:
         raise serializers.ValidationError({key: [f"At most {conf.MAX_ITEMS} items per operation."]})
+    if definition.id_field is serializers.IntegerField and all_distinct_ints(raw):
+        return raw  # the usual case, checked in C-speed passes; the loop below names what is wrong
     field, ids, seen = definition.id_field(), [], {}
     json_type = ID_TYPES.get(definition.id_field, (int, str))
     for position, value in enumerate(raw):
@@ -53,3 +55,12 @@ def parse_ids(raw, definition, key="ids"):
         seen[parsed] = position
         ids.append(parsed)
     return ids
+
+
+def all_distinct_ints(raw):
+    return (
+        all(type(value) is int for value in raw)
+        and -MAX_INT_ID <= min(raw)
+        and max(raw) <= MAX_INT_ID
+        and len(set(raw)) == len(raw)
+    )

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from .. import conf, errors, followups, registry, webhooks
 from ..models import Execution, Mode
 from ..operations import StrictSerializer
-from ..services import Request
+from ..services import Request, Selection
 from .mixins import StrictBooleanField, StrictIntegerField
 from .selection import filter_data, parse_ids
 
@@ -58,7 +58,12 @@ class CreateOperationSerializer(OptionsSerializer):
     operation_data = serializers.DictField(required=False, default=dict)
     mode = serializers.ChoiceField(choices=Mode.choices, default=Mode.PARTIAL)
     execution = serializers.ChoiceField(choices=Execution.choices, default=Execution.ASYNC)
-    batch_size = StrictIntegerField(min_value=1, max_value=conf.MAX_BATCH_SIZE, required=False)
+    batch_size = StrictIntegerField(
+        min_value=1,
+        max_value=conf.MAX_BATCH_SIZE,
+        required=False,
+        help_text="Items per chunk; without it the engine sizes each chunk to keep its row locks short",
+    )
     dry_run = StrictBooleanField(default=False)
 
     def __init__(self, *args, **kwargs):
@@ -108,7 +113,7 @@ class CreateOperationSerializer(OptionsSerializer):
             metadata=attrs.get("metadata", {}),
             mode=attrs["mode"],
             execution=attrs["execution"],
-            batch_size=attrs.get("batch_size", conf.DEFAULT_BATCH_SIZE),
+            batch_size=attrs.get("batch_size"),
             dry_run=attrs["dry_run"],
             callback_url=attrs.get("callback_url", ""),
         )
@@ -137,7 +142,7 @@ class CreateOperationSerializer(OptionsSerializer):
         return parse_ids(attrs[key], definition, key)
 
     def resolve_filter(self, filters, definition):
-        """The filter, resolved now to a snapshot of ids (ascending)."""
+        """The filter, as a query resolved inside PostgreSQL when the items are written."""
         filterset_class = definition.filterset_class
         if filterset_class is None:
             raise serializers.ValidationError({"filter": [f"{definition.resource.name} take no filter; give ids."]})
@@ -150,12 +155,12 @@ class CreateOperationSerializer(OptionsSerializer):
         if not filterset.is_valid():
             raise serializers.ValidationError({"filter": filterset.errors})
         limit = conf.MAX_ITEMS
-        ids = list(filterset.qs.order_by("pk").values_list("pk", flat=True)[: limit + 1])
-        if not ids:
+        count = filterset.qs.order_by()[: limit + 1].count()
+        if not count:
             raise serializers.ValidationError({"filter": ["The filter matches nothing."]})
-        if len(ids) > limit:
+        if count > limit:
             raise serializers.ValidationError({"filter": [f"The filter matches more than {limit} records."]})
-        return ids
+        return Selection(filterset.qs, count)
 
 
 def is_internal(definition):

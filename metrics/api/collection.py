@@ -55,7 +55,12 @@ class VerificationUpdateSerializer(StrictSerializer):
 
 class VerificationUpdatesSerializer(StrictSerializer):
     updates = VerificationUpdateSerializer(many=True, max_length=conf.MAX_SYNC_ITEMS)
-    batch_size = StrictIntegerField(min_value=1, max_value=conf.MAX_BATCH_SIZE, default=conf.DEFAULT_BATCH_SIZE)
+    batch_size = StrictIntegerField(
+        min_value=1,
+        max_value=conf.MAX_BATCH_SIZE,
+        required=False,
+        help_text="Items per chunk; without it the engine sizes the chunks",
+    )
 
 
 class FailedUpdateSerializer(serializers.Serializer):
@@ -88,11 +93,12 @@ def set_verifications(user, updates, batch_size):
     return op
 
 
-def report(op):
-    """The metrics as they are now, and the failures, both in request order."""
+def report(op, user):
+    """The metrics as they are now (as `user`, who made `op`, sees them), and the failures,
+    both in request order."""
     items = list(op.items.order_by("position").only("target_id", "status", "error_code", "error_message"))
     succeeded = [item.target_id for item in items if item.status == ItemStatus.SUCCEEDED]
-    metrics = {str(pk): metric for pk, metric in Metric.objects.visible_to(op.user).in_bulk(succeeded).items()}
+    metrics = {str(pk): metric for pk, metric in Metric.objects.visible_to(user).in_bulk(succeeded).items()}
     failed = [item for item in items if item.status == ItemStatus.FAILED]
     return {
         "updated_metrics": [metrics[pk] for pk in succeeded],
@@ -124,5 +130,5 @@ class MetricCollectionViewSet(CollectionThrottleMixin, MetricViewSet):
         """Set the verification of up to 1,000 metrics; each update succeeds or fails on its own."""
         body = VerificationUpdatesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        op = set_verifications(request.user, body.validated_data["updates"], body.validated_data["batch_size"])
-        return Response(VerificationReportSerializer(report(op)).data)
+        op = set_verifications(request.user, body.validated_data["updates"], body.validated_data.get("batch_size"))
+        return Response(VerificationReportSerializer(report(op, request.user)).data)

@@ -155,6 +155,15 @@ def test_errors_hold_the_first_100_failures_and_items_hold_all(client_for):
 
 
 @pytest.mark.django_db
+def test_a_request_without_batch_size_leaves_the_chunk_size_to_the_engine(agent_client, tickets):
+    ids = [t.pk for t in tickets]
+    chosen = post(agent_client, TICKETS, {"ticket_ids": ids, **RESOLVE, "execution": "sync"}).json()
+    given = post(agent_client, TICKETS, {"ticket_ids": ids, **RESOLVE, "batch_size": 2}).json()
+    assert chosen["batch_size"] is None
+    assert agent_client.get(given["links"]["self"]).json()["batch_size"] == 2
+
+
+@pytest.mark.django_db
 def test_sync_execution_answers_200_with_the_final_status(agent_client, tickets):
     response = post(agent_client, TICKETS, {"ticket_ids": [t.pk for t in tickets], **RESOLVE, "execution": "sync"})
     assert response.status_code == 200, response.json()
@@ -426,6 +435,27 @@ def test_a_filter_is_resolved_to_a_snapshot_when_the_operation_is_created(client
     assert set(Ticket.objects.filter(status="resolved").values_list("pk", flat=True)) == {t.pk for t in matching}
     late.refresh_from_db()
     assert late.status == "open"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["requester", "agent", "staff"])
+def test_a_filter_selects_exactly_the_list_endpoint_s_rows_and_nothing_the_user_cannot_see(client_for, role):
+    user = {"requester": UserFactory, "agent": AgentFactory, "staff": StaffFactory}[role]()
+    TicketFactory.create_batch(2, requester=user, title="printer jam")
+    TicketFactory(assignee=user, title="printer toner", priority="high")
+    TicketFactory.create_batch(3, title="printer on fire")  # someone else's
+    TicketFactory(requester=user, title="printer gone", is_deleted=True)
+    TicketFactory(requester=user, title="monitor")
+    client = client_for(user)
+    listed = client.get("/api/v1/tickets/", {"search": "printer", "limit": 100}).json()["results"]
+    created = post(client, TICKETS, {"filter": {"search": "printer"}, "operation_type": "add_comment",
+                                     "operation_data": {"body": "seen"}}).json()  # fmt: skip
+    op = BulkOperation.objects.get(pk=created["operation_id"])
+    selected = list(op.items.order_by("position").values_list("target_id", flat=True))
+    assert selected == [str(pk) for pk in sorted(t["id"] for t in listed)]
+    assert (
+        created["total_items"] == len(selected) == {"requester": 3, "agent": 6, "staff": 7}[role]
+    )  # staff see deleted ones
 
 
 @pytest.mark.django_db(transaction=True)

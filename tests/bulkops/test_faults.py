@@ -83,6 +83,16 @@ def test_after_every_slice_died_a_fresh_worker_of_any_kind_resumes_within_stale_
     assert_resumed_within_the_bound(op, killed, stale_after=5)
 
 
+def test_with_engine_sized_chunks_a_killed_worker_s_items_are_still_applied_exactly_once(tmp_path):
+    """No batch_size: chunks grow as the engine learns; a kill -9 mid-chunk loses none and repeats none."""
+    agent = AgentFactory()
+    ids = make_tickets(agent, 6_000)
+    op = start(agent, ids, batch_size=None)
+    assert op.batch_size is None
+    kill_mid_operation_then_finish(op, "bulkops_worker", tmp_path, progress=1_500, stale_after=2)
+    assert_every_item_applied_once(op, ids)
+
+
 def kill_mid_operation_then_finish(op, kind, tmp_path, *, progress, stale_after):
     """Run a worker of `kind` until `progress` items are done, kill -9 it, then let a fresh one of
     the same kind finish the operation. Returns the time of the kill."""

@@ -8,7 +8,7 @@ from django.db import connection, connections
 from django.test import override_settings
 from django.utils import timezone
 
-from bulkops import jobs, runner, services
+from bulkops import jobs, runner, services, signals
 from bulkops.models import BulkOperation, BulkOperationItem
 from tickets.models import Comment, Ticket, TicketEvent
 
@@ -353,3 +353,42 @@ def test_an_item_that_changes_nothing_succeeds_unchanged_and_is_counted():
     runner.finalize(op.pk)  # a recount agrees with the per-chunk counters
     op.refresh_from_db()
     assert op.unchanged_items == 2
+
+
+def chunk_sizes(op):
+    """Run `op` here; the number of items each committed chunk took."""
+    lasts = []
+
+    def committed(sender, op, seconds, last_position, **kwargs):
+        lasts.append(last_position)
+
+    signals.chunk_committed.connect(committed)
+    try:
+        run(op)
+    finally:
+        signals.chunk_committed.disconnect(committed)
+    return [b - a for a, b in zip([-1, *lasts], lasts, strict=False)]
+
+
+@override_settings(BULKOPS_FIRST_CHUNK_SIZE=2, BULKOPS_MAX_BATCH_SIZE=8, BULKOPS_CHUNK_LOCK_MS=60_000)
+def test_without_a_batch_size_the_engine_grows_its_chunks_and_applies_every_item_once():
+    agent, tickets = AgentFactory(), TicketFactory.create_batch(25)
+    op = start(agent, [t.pk for t in tickets], batch_size=None)
+    assert op.batch_size is None
+    assert chunk_sizes(op) == [2, 4, 8, 8, 3]
+    op.refresh_from_db()
+    assert (op.status, op.successful_items) == ("completed", 25)
+    assert TicketEvent.objects.filter(bulk_operation_id=op.pk).count() == 25
+    assert_counters_match_items(op)
+
+
+@override_settings(BULKOPS_FIRST_CHUNK_SIZE=2, BULKOPS_MAX_BATCH_SIZE=8, BULKOPS_CHUNK_LOCK_MS=60_000)
+def test_a_given_batch_size_is_honoured_by_every_chunk():
+    agent, tickets = AgentFactory(), TicketFactory.create_batch(10)
+    assert chunk_sizes(start(agent, [t.pk for t in tickets], batch_size=3)) == [3, 3, 3, 1]
+
+
+@override_settings(BULKOPS_FIRST_CHUNK_SIZE=4, BULKOPS_CHUNK_LOCK_MS=0.001)
+def test_chunks_over_the_lock_time_shrink_to_one_item():
+    agent, tickets = AgentFactory(), TicketFactory.create_batch(7)
+    assert chunk_sizes(start(agent, [t.pk for t in tickets], batch_size=None)) == [4, 1, 1, 1]

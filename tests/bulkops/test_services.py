@@ -12,6 +12,7 @@ from django.utils import timezone
 from bulkops import errors, followups, registry, runner, services
 from bulkops.models import BulkOperation
 from bulkops.services import Request
+from tickets.models import Ticket
 
 from ..factories import AgentFactory, StaffFactory, TicketFactory, UserFactory
 
@@ -50,6 +51,29 @@ def test_start_operation_stores_per_item_payloads(agent):
     payloads = [{"status": "closed"}, {"status": "pending"}]
     op, _ = services.start_operation(agent, Request(ids=[1, 2], payloads=payloads, **RESOLVE))
     assert list(op.items.values_list("payload", flat=True)) == payloads
+
+
+@pytest.mark.django_db
+def test_items_go_through_copy_whatever_their_ids_and_payloads_hold(agent):
+    # COPY's text format gives tabs, newlines and backslashes a meaning: they must arrive intact.
+    payloads = [{"status": "closed", "note": "a\tb\nc\\d \\N é"}, None, {"status": "open"}]
+    ids = [3, 2**62, 1]
+    op, _ = services.start_operation(agent, Request(ids=ids, payloads=payloads, **RESOLVE))
+    assert list(op.items.order_by("position").values_list("position", "target_id", "payload", "status")) == [
+        (0, "3", payloads[0], "pending"),
+        (1, str(2**62), None, "pending"),
+        (2, "1", payloads[2], "pending"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_selection_counts_the_rows_its_query_finds_when_the_items_are_written(agent):
+    tickets = TicketFactory.create_batch(3)
+    selection = services.Selection(Ticket.objects.filter(pk__in=[t.pk for t in tickets]), count=4)
+    op, _ = services.start_operation(agent, Request(ids=selection, **RESOLVE))  # one row went in between
+    op.refresh_from_db()
+    assert op.total_items == 3
+    assert list(op.items.order_by("position").values_list("target_id", flat=True)) == [str(t.pk) for t in tickets]
 
 
 @pytest.mark.django_db

@@ -1,0 +1,51 @@
+"""bulkops.sql: a chunk's rows as one JSON document, written as they are, to the microsecond."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bulkops import services, sql
+from bulkops.models import BulkOperationItem
+from tickets.models import Ticket, TicketEvent
+from tickets.services import Event
+
+from ..factories import AgentFactory, TicketFactory
+
+pytestmark = pytest.mark.django_db
+
+AT = datetime(2026, 11, 27, 15, 4, 5, 123456, tzinfo=UTC)
+
+
+def test_update_rows_writes_every_value_as_given_and_stamps_auto_now_once():
+    first, second = TicketFactory(), TicketFactory()
+    first.title, first.category_id, first.description = 'tab\tquote" back\\slash é', None, "x" * 5000
+    second.title = "second"
+    sql.update_rows(Ticket, [first, second], ["title", "category", "description", "updated_at"])
+    rows = dict(Ticket.objects.values_list("pk", "title"))
+    assert rows == {first.pk: 'tab\tquote" back\\slash é', second.pk: "second"}
+    stamps = set(Ticket.objects.values_list("updated_at", flat=True))
+    assert len(stamps) == 1 and stamps == {first.updated_at}  # auto_now: one now for the statement
+
+
+def test_insert_rows_takes_light_rows_and_stamps_auto_now_add_once():
+    ticket, agent = TicketFactory(), AgentFactory()
+    rows = [Event(ticket.pk, agent.pk, None, "status", "open", None, "", AT) for _ in range(2)]
+    sql.insert_rows(TicketEvent, rows, ["ticket", "actor", "bulk_operation", "field", "old_value", "new_value",
+                                        "reason", "created_at"], returning=False)  # fmt: skip
+    assert (
+        list(TicketEvent.objects.values_list("field", "old_value", "new_value", "bulk_operation"))
+        == [("status", "open", None, None)] * 2
+    )
+    assert set(TicketEvent.objects.values_list("created_at", flat=True)) == {rows[0].created_at}
+
+
+def test_json_columns_keep_sql_null_apart_from_values():
+    ticket = TicketFactory()
+    op, _ = services.start_operation(
+        AgentFactory(), services.Request("tickets", "update_status", [ticket.pk, ticket.pk + 1], {"status": "closed"})
+    )
+    first, second = op.items.order_by("position")
+    first.before, first.result, second.before, second.result = None, {"at": AT}, {"a": [1, "b"]}, None
+    sql.update_rows(BulkOperationItem, [first, second], ["before", "result"])
+    stored = list(op.items.order_by("position").values_list("before", "result"))
+    assert stored == [(None, {"at": AT.isoformat()}), ({"a": [1, "b"]}, None)]
