@@ -258,7 +258,7 @@ class Options:
     format: str = "csv"
     mode: str = Mode.PARTIAL
     dry_run: bool = False
-    batch_size: int = 50
+    batch_size: int | None = None  # None: the engine sizes the chunks (bulkops.sizing)
     metadata: dict | None = None
     callback_url: str = ""
 

@@ -152,7 +152,7 @@ class ImportView(APIView):
             format=file_format,
             mode=data["mode"],
             dry_run=data["dry_run"],
-            batch_size=data.get("batch_size", conf.DEFAULT_BATCH_SIZE),
+            batch_size=data.get("batch_size"),
             metadata=data.get("metadata", {}),
             callback_url=data.get("callback_url", ""),
         )
