@@ -27,6 +27,7 @@ from .schema import OPERATION_OR_REPLAY, OperationSchema
 from .serializers import (
     CreateOperationSerializer,
     ErrorBodySerializer,
+    RejectSerializer,
     RetryFollowUpSerializer,
     RevertFollowUpSerializer,
     StatsSerializer,
@@ -199,6 +200,42 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     def cancel(self, request, pk=None):
         op = services.cancel_operation(request.user, self.get_object().pk)
         return Response(CancelledSerializer(op).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: OperationSerializer,
+            403: ErrorBodySerializer,
+            404: ErrorBodySerializer,
+            409: ErrorBodySerializer,
+        },
+        description="Approve another user's operation awaiting approval (needs bulkops.approve_bulkoperation; never "
+        "your own): it is enqueued, or scheduled if its run_at is ahead. 409 from any other status.",
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        op = services.approve_operation(request.user, self.get_object().pk)
+        return Response(
+            OperationSerializer(op, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(
+        request=RejectSerializer,
+        responses={
+            200: OperationSerializer,
+            403: ErrorBodySerializer,
+            404: ErrorBodySerializer,
+            409: ErrorBodySerializer,
+        },
+        description="Reject another user's operation awaiting approval (needs bulkops.approve_bulkoperation; never "
+        "your own): it is cancelled, every item skipped with REJECTED, the reason recorded. 409 from any other status.",
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        data = RejectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        op = services.reject_operation(request.user, self.get_object().pk, data.validated_data["reason"])
+        return Response(OperationSerializer(op, context=self.get_serializer_context()).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, description="pending, succeeded, failed, skipped")],
