@@ -45,6 +45,7 @@ class RunAtField(serializers.DateTimeField):
 
     MAX_SCHEDULE_DAYS = 30
     default_error_messages = {
+        "invalid": "Give an ISO 8601 time, e.g. 2026-12-24T22:00:00Z.",
         "past": "Give a time in the future.",
         "too_far": f"Give a time at most {MAX_SCHEDULE_DAYS} days ahead.",
     }
@@ -59,11 +60,11 @@ class RunAtField(serializers.DateTimeField):
 
     def to_internal_value(self, value):
         if not isinstance(value, str):
-            self.fail("invalid", format="ISO 8601")
+            self.fail("invalid")
         try:
             when = super().to_internal_value(value).astimezone(UTC)
         except (OverflowError, ValueError):  # past year 9999 in UTC, or an offset Python refuses
-            self.fail("invalid", format="ISO 8601")
+            self.fail("overflow")
         now = timezone.now()
         if when <= now:
             self.fail("past")
