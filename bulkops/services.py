@@ -241,11 +241,15 @@ def cancel_operation(user, op_id):
 
 def lock_for_review(user, op_id, verb):
     """The operation awaiting approval, locked: so that of two approvals (or an approval and a
-    cancel) at once, one wins and the other finds it no longer awaiting (409)."""
-    op = BulkOperation.objects.visible_to(user).select_for_update(of=("self",)).filter(pk=op_id).first()
+    cancel) at once, one wins and the other finds it no longer awaiting (409). An approver
+    may name any operation (one approved or cancelled meanwhile is a 409, not a 404); anyone
+    else only those they see."""
+    approver = user.has_perm(APPROVE_PERMISSION)
+    scope = BulkOperation.objects.all() if approver else BulkOperation.objects.visible_to(user)
+    op = scope.select_for_update(of=("self",)).filter(pk=op_id).first()
     if op is None:
         raise errors.NotFound("Bulk operation not found")
-    if not user.has_perm(APPROVE_PERMISSION):
+    if not approver:
         raise errors.PermissionDenied(f"You may not {verb} bulk operations")
     if op.user_id == user.pk:
         raise errors.PermissionDenied(f"Another person must {verb} your operation")

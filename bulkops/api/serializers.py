@@ -8,7 +8,7 @@ from .. import conf, errors, followups, registry, webhooks
 from ..models import Execution, Mode
 from ..operations import StrictSerializer
 from ..services import Request
-from .mixins import RunAtField, StrictBooleanField, StrictIntegerField
+from .mixins import RunAtField, StrictBooleanField, StrictIntegerField, TextField
 from .selection import filter_data, parse_ids
 
 MAX_METADATA_BYTES = 16 * 1024  # as compact UTF-8 JSON
@@ -207,7 +207,7 @@ class RetryFollowUpSerializer(FollowUpSerializer):
 
 
 class RejectSerializer(StrictSerializer):
-    reason = serializers.CharField(max_length=1000, help_text="Why: shown to the creator with the operation")
+    reason = TextField(max_length=1000, help_text="Why: shown to the creator with the operation")
 
 
 class WebhookSecretSerializer(serializers.Serializer):

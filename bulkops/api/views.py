@@ -82,12 +82,14 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         qs = BulkOperation.objects.visible_to(self.request.user).order_by("-created_at")
         return qs.filter(resource_type=self.resource_type) if self.resource_type else qs
 
-    def get_object(self):
+    def operation_id(self):
         try:
-            op_id = uuid.UUID(self.kwargs["pk"])
+            return uuid.UUID(self.kwargs["pk"])
         except ValueError:
             raise errors.NotFound("Bulk operation not found") from None
-        op = self.get_queryset().filter(pk=op_id).first()
+
+    def get_object(self):
+        op = self.get_queryset().filter(pk=self.operation_id()).first()
         if op is None:
             raise errors.NotFound("Bulk operation not found")
         return op
@@ -214,7 +216,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        op = services.approve_operation(request.user, self.get_object().pk)
+        op = services.approve_operation(request.user, self.operation_id())
         return Response(
             OperationSerializer(op, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED
         )
@@ -234,7 +236,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     def reject(self, request, pk=None):
         data = RejectSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        op = services.reject_operation(request.user, self.get_object().pk, data.validated_data["reason"])
+        op = services.reject_operation(request.user, self.operation_id(), data.validated_data["reason"])
         return Response(OperationSerializer(op, context=self.get_serializer_context()).data)
 
     @extend_schema(
@@ -268,7 +270,9 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: StatsSerializer})
     @action(detail=False, methods=["get"], filterset_class=None)
     def stats(self, request):
-        qs = self.get_queryset()
+        # Their own (staff: all): an approver sees others' operations awaiting approval, but
+        # does not count them as theirs.
+        qs = self.get_queryset() & BulkOperation.objects.owned_by(request.user)
         by_status = dict(qs.values_list("status").annotate(n=Count("pk")).order_by())
         totals = qs.aggregate(
             processed=Sum("processed_items"),
