@@ -9,6 +9,7 @@ from django.utils import timezone
 from rq import SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
 from bulkops import jobs, runner
 from bulkops.models import BulkOperation, BulkOperationItem, Status
@@ -182,12 +183,20 @@ def test_recovery_enqueues_an_overdue_scheduled_job_no_scheduler_moved(client, t
 # --- real workers -------------------------------------------------------------------------
 
 
+def scheduler_running():
+    """Whether a worker's rq scheduler holds the bulkops queue's lock (it has started)."""
+    return django_rq.get_connection("bulkops").exists(RQScheduler.get_locking_key("bulkops"))
+
+
 @pytest.mark.worker
 @pytest.mark.parametrize("kind", ["bulkops_worker", "rqworker", "rq"])
 def test_a_scheduled_operation_starts_within_5_s_of_run_at_on_every_worker_command(client, tickets, kind):
+    """Each command runs rq's scheduler, though neither `rqworker` nor `rq worker` is told
+    `--with-scheduler` here: RecoveringWorker turns it on."""
     worker = start_worker(kind=kind)
     try:
-        run_at = later(3)
+        wait_for(scheduler_running, timeout=30, message="the worker's scheduler")
+        run_at = later(2)
         op_id = create(client, tickets, run_at.isoformat()).json()["operation_id"]
         op = wait_for(
             lambda: BulkOperation.objects.filter(pk=op_id, status=Status.COMPLETED).first(),
@@ -206,10 +215,11 @@ def test_a_scheduled_operation_survives_a_killed_worker(client, tickets):
     """kill -9 of the worker (and its scheduler) before run_at; a fresh worker starts it
     although the dead scheduler's lock lasts a minute: recovery enqueues it once it is overdue."""
     first = start_worker(BULKOPS_STALE_AFTER=4)
-    run_at = later(4)
+    wait_for(scheduler_running, timeout=30, message="the worker's scheduler")
+    run_at = later(3)
     op_id = create(client, tickets, run_at.isoformat()).json()["operation_id"]
-    time.sleep(2)  # the first worker's scheduler holds its lock now
     kill_group(first)
+    assert scheduler_running()  # its lock outlives it
     second = start_worker(BULKOPS_STALE_AFTER=4)
     try:
         op = wait_for(
