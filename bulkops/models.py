@@ -51,13 +51,14 @@ class BulkOperationQuerySet(models.QuerySet):
         return self if user.is_staff else self.filter(user=user)
 
     def visible_to(self, user):
-        """What `user` may see: their own; an approver also every operation awaiting approval
-        and those they approved."""
+        """What `user` may see: their own; an approver also every operation awaiting approval,
+        approved or rejected (what approvers decide, and what they decided)."""
         if user.is_staff:
             return self
         if not user.has_perm(APPROVE_PERMISSION):
             return self.filter(user=user)
-        return self.filter(models.Q(user=user) | models.Q(status=Status.AWAITING_APPROVAL) | models.Q(approved_by=user))
+        reviewed = models.Q(approved_at__isnull=False) | ~models.Q(rejection_reason="")
+        return self.filter(models.Q(user=user) | models.Q(status=Status.AWAITING_APPROVAL) | reviewed)
 
     def active(self):
         return self.filter(status__in=ACTIVE)
