@@ -51,9 +51,15 @@ def enqueue_slices(op_id, slices, *, pending=True, run_at=None):
             job.delete()
         options = {"job_id": job_id(op_id, number), "failure_ttl": 86400}
         if later:
-            q.enqueue_at(run_at, run_slice, str(op_id), number, **options)
+            q.enqueue_at(whole_second(run_at), run_slice, str(op_id), number, **options)
         else:
             q.enqueue(run_slice, str(op_id), number, **options)
+
+
+def whole_second(when):
+    """`when`, rounded up to a whole second: rq's scheduled registry keeps whole seconds and
+    would cut the fraction off, and a job that comes early starts nothing (runner.start)."""
+    return when.replace(microsecond=0) + timedelta(seconds=1) if when.microsecond else when
 
 
 def enqueue_operation(op_id, slices, run_at=None):

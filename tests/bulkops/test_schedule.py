@@ -112,6 +112,14 @@ def test_a_scheduled_operation_waits_in_rqs_scheduled_registry_until_its_time(cl
     assert BulkOperation.objects.get(pk=op_id).status == Status.SCHEDULED
 
 
+def test_a_job_is_scheduled_at_the_whole_second_after_run_at_never_before(client, tickets):
+    """rq's scheduled registry keeps whole seconds: cut off, 12:00:00.5 would come due at
+    12:00:00, and the job would find its operation not due yet and start nothing."""
+    run_at = later(600).replace(microsecond=500_000)
+    op_id = create(client, tickets, run_at.isoformat()).json()["operation_id"]
+    assert scheduled_at(op_id) == {jobs.job_id(op_id, 0): run_at.replace(microsecond=0) + timedelta(seconds=1)}
+
+
 def test_a_run_at_without_an_offset_is_utc(client, tickets):
     run_at = later(600).replace(microsecond=0, tzinfo=None)
     response = create(client, tickets, run_at.isoformat())
