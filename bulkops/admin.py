@@ -1,5 +1,6 @@
 """The admin: bulk actions for the domain changelists, and the BulkOperation pages."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
@@ -10,7 +11,7 @@ from django.utils.html import format_html
 
 from . import errors, registry, services
 from .forms import OperationForm, snapshot_ids
-from .models import BulkOperation, BulkOperationItem
+from .models import APPROVE_PERMISSION, BulkOperation, BulkOperationItem, Status
 from .service_admin import ReadOnlyAdmin
 from .views import opened, restarted
 
@@ -140,6 +141,69 @@ def cancel_operations(modeladmin, request, queryset):
         modeladmin.message_user(request, f"{skipped} had already finished.", messages.WARNING)
 
 
+def review_each(modeladmin, request, queryset, review, verb):
+    """Approve or reject each selected operation awaiting approval through the services, which
+    refuse the user's own; report how many and why the others were left."""
+    done, refused = 0, []
+    for op_id in queryset.filter(status=Status.AWAITING_APPROVAL).values_list("pk", flat=True):
+        try:
+            review(request.user, op_id)
+        except errors.ItemError as exc:  # their own, or decided meanwhile
+            refused.append(exc.message)
+            continue
+        done += 1
+    modeladmin.message_user(request, f"{verb} {done} operation{'s' * (done != 1)}.")
+    others = queryset.count() - done - len(refused)
+    if others:
+        modeladmin.message_user(request, f"{others} did not await approval.", messages.WARNING)
+    for message in sorted(set(refused)):
+        modeladmin.message_user(request, message, messages.WARNING)
+
+
+@admin.action(
+    description="Approve this operation",
+    description_plural="Approve selected operations",
+    permissions=["approve"],
+    location=[admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM],
+)
+def approve_operations(modeladmin, request, queryset):
+    review_each(modeladmin, request, queryset, services.approve_operation, "Approved")
+
+
+class RejectActionForm(forms.Form):
+    reason = forms.CharField(label="Reason", max_length=1000, help_text="Shown to each operation's creator.")
+
+
+@admin.action(
+    description="Reject selected operations…",
+    permissions=["approve"],
+)
+def reject_operations(modeladmin, request, queryset):
+    """After an intermediate form that asks why."""
+    form = RejectActionForm(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        reason = form.cleaned_data["reason"]
+        review_each(
+            modeladmin,
+            request,
+            queryset,
+            lambda user, op_id: services.reject_operation(user, op_id, reason),
+            "Rejected",
+        )
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Reject: why?",
+        "opts": modeladmin.model._meta,
+        "form": form,
+        "count": queryset.count(),
+        "action": request.POST.get("action", ""),
+        "select_across": request.POST.get("select_across", "0"),
+        "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+    }
+    return TemplateResponse(request, "admin/bulkops/reject_form.html", context)
+
+
 @admin.register(BulkOperation)
 class BulkOperationAdmin(ReadOnlyAdmin):
     """Read-only: operations change only through the engine (cancel is an action). Never
@@ -154,9 +218,12 @@ class BulkOperationAdmin(ReadOnlyAdmin):
     list_select_related = ["user"]
     search_fields = ["user__username", "operation_type"]
     date_hierarchy = "created_at"
-    actions = [cancel_operations]
+    actions = [cancel_operations, approve_operations, reject_operations]
     inlines = [ItemInline]
     readonly_fields = ["pages"]
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm(APPROVE_PERMISSION)
 
     @admin.display(description="Progress")
     def progress(self, op):

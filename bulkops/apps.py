@@ -19,7 +19,8 @@ class BulkopsConfig(AppConfig):
     def connect_subscribers(self):
         """The engine sends signals and names no subscriber. Imported here, once the models are
         loaded (the subscribers use them at import). Connected in this order, they run in it:
-        telemetry, then progress, then the webhook — as the runner called them before."""
+        telemetry, then progress, then the webhook — as the runner called them before. A
+        status change that no chunk reports goes to the WebSocket only: webhooks say "finished"."""
         from . import progress, signals, telemetry, webhooks
 
         for signal, receiver in (
@@ -28,5 +29,6 @@ class BulkopsConfig(AppConfig):
             (signals.operation_finished, telemetry.operation_finished),
             (signals.operation_finished, progress.operation_finished),
             (signals.operation_finished, webhooks.on_operation_finished),
+            (signals.status_changed, progress.status_changed),
         ):
             signal.connect(receiver, dispatch_uid=f"{receiver.__module__}.{receiver.__name__}")

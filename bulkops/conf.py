@@ -25,6 +25,8 @@ DEFAULTS = {
     "IDEMPOTENCY_HOURS": 24,
     "WEBHOOK_ALLOW_PRIVATE": False,
     "WS_TICKET_MAX_AGE": 300,  # seconds
+    # An operation of this many items or more waits for another person's approval (0: never).
+    "APPROVAL_THRESHOLD": 10_000,
     # Prometheus scrapers have no session: /metrics is open unless a bearer token is set.
     "METRICS_TOKEN": "",
 }

@@ -134,6 +134,12 @@ class OperationConsumer(AsyncJsonWebsocketConsumer):
         self.sent_at = time.monotonic()
         await self.send_json(payload)
 
+    async def operation_status(self, event):
+        """A status change no chunk reports: after any progress held back, which is older."""
+        if not self.finished:
+            await self.flush()
+            await self.send_json(event["payload"])
+
     async def operation_completed(self, event):
         if not self.finished:
             await self.finish(event["payload"])

@@ -34,7 +34,15 @@ def done_follow_up(followers):
 
 
 def revert_operation(
-    user, op_id, *, metadata=None, callback_url="", dry_run=False, idempotency_key=None, body_fingerprint=""
+    user,
+    op_id,
+    *,
+    metadata=None,
+    callback_url="",
+    dry_run=False,
+    run_at=None,
+    idempotency_key=None,
+    body_fingerprint="",
 ):
     """A new async operation that puts back what `op_id` changed, item by item.
 
@@ -55,6 +63,7 @@ def revert_operation(
     with transaction.atomic():
         lock_original(original, "reverted", original.reverted_by)
         request = revert_request(original, definition, metadata, callback_url, dry_run)
+        request.run_at = run_at
         return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
 
 
@@ -112,7 +121,7 @@ def retry_choices(op):
 
 
 def retry_operation(
-    user, op_id, *, metadata=None, callback_url="", codes=None, idempotency_key=None, body_fingerprint=""
+    user, op_id, *, metadata=None, callback_url="", codes=None, run_at=None, idempotency_key=None, body_fingerprint=""
 ):
     """A new async operation over the items of `op_id` that failed with one of `codes`
     (default RETRYABLE): same type and data. 409 when no item matches."""
@@ -126,6 +135,7 @@ def retry_operation(
     with transaction.atomic():
         lock_original(original, "retried", original.retried_by)
         request = retry_request(original, metadata, callback_url, codes or RETRYABLE)
+        request.run_at = run_at
         return start_operation(user, request, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint)
 
 

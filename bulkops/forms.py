@@ -184,6 +184,15 @@ class RetryForm(OnceForm):
         return {"codes": self.cleaned_data["codes"]}
 
 
+class RejectForm(OnceForm):
+    """Reject an operation awaiting approval, saying why (the creator sees it)."""
+
+    reason = forms.CharField(label="Reason", max_length=1000, widget=forms.TextInput(attrs={"size": 30}))
+
+    def __init__(self, *args, op_id, **kwargs):
+        super().__init__(*args, purpose=f"reject:{op_id}", **kwargs)
+
+
 class OperationForm(OnceForm):
     """The data of one bulk operation, plus the reason stored on every change it makes."""
 

@@ -14,6 +14,7 @@ import io
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -261,6 +262,7 @@ class Options:
     batch_size: int | None = None  # None: the engine sizes the chunks (bulkops.sizing)
     metadata: dict | None = None
     callback_url: str = ""
+    run_at: datetime | None = None  # not before then (scheduled)
 
 
 def start_import(user, definition, options, source, *, idempotency_key=None, body_fingerprint=""):
@@ -281,6 +283,7 @@ def start_import(user, definition, options, source, *, idempotency_key=None, bod
             batch_size=options.batch_size,
             dry_run=options.dry_run,
             callback_url=options.callback_url,
+            run_at=options.run_at,
         )
         op, created = create_operation(
             user, request, total_items=0, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint

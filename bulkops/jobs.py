@@ -16,6 +16,7 @@ log = logging.getLogger("bulkops")
 QUEUE = "bulkops"
 WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 SWEEP_LOCK = "bulkops:sweep"
+SCHEDULER_GRACE = 2  # seconds
 
 
 def queue():
@@ -36,23 +37,37 @@ def run_slice(op_id, number):
         sweep_if_due()
 
 
-def enqueue_slices(op_id, slices, *, pending=True):
+def enqueue_slices(op_id, slices, *, pending=True, run_at=None):
     """Enqueue each slice whose job rq will not run, under its fixed id: a duplicate enqueue
-    adds nothing. `pending`: whether the operation has not started yet (see `will_run`)."""
+    adds nothing. `pending`: whether the operation has not started yet (see `will_run`).
+    `run_at`: a scheduled operation's time; until then its jobs wait in rq's scheduled
+    registry, and rq's scheduler (in every worker) enqueues them when it comes."""
     q = queue()
-    for number, job in dead_slices(slice_jobs([(op_id, slices)])[op_id], pending):
+    later = run_at is not None and run_at > timezone.now()
+    for number, job in dead_slices(slice_jobs([(op_id, slices)])[op_id], pending, overdue(run_at)):
         if job is not None:
             # Out of every registry first: else rq's cleanup of the dead one would later take
             # the new job under this id for abandoned.
             job.delete()
-        q.enqueue(run_slice, str(op_id), number, job_id=job_id(op_id, number), failure_ttl=86400)
+        options = {"job_id": job_id(op_id, number), "failure_ttl": 86400}
+        if later:
+            q.enqueue_at(whole_second(run_at), run_slice, str(op_id), number, **options)
+        else:
+            q.enqueue(run_slice, str(op_id), number, **options)
 
 
-def enqueue_operation(op_id, slices):
+def whole_second(when):
+    """`when`, rounded up to a whole second: rq's scheduled registry keeps whole seconds and
+    would cut the fraction off, and a job that comes early starts nothing (runner.start)."""
+    return when.replace(microsecond=0) + timedelta(seconds=1) if when.microsecond else when
+
+
+def enqueue_operation(op_id, slices, run_at=None):
     """After the operation commits. If Redis fails here the request still succeeds: the
-    committed `pending` operation is itself the outbox entry, and the next sweep enqueues it."""
+    committed `pending` (or `scheduled`) operation is itself the outbox entry, and the next
+    sweep enqueues it."""
     try:
-        enqueue_slices(op_id, slices)
+        enqueue_slices(op_id, slices, run_at=run_at)
     except RedisError as exc:
         log.warning("enqueue failed; the workers' sweep will enqueue it: %s", exc, extra={"operation_id": str(op_id)})
 
@@ -66,25 +81,32 @@ def slice_jobs(operations):
     return {op_id: [next(found) for _ in range(slices)] for op_id, slices in operations}
 
 
-def dead_slices(jobs, pending):
+def dead_slices(jobs, pending, late=False):
     """(number, job or None) of each slice whose job rq will not run."""
     cutoff = stale_cutoff()
-    return [(number, job) for number, job in enumerate(jobs) if not will_run(job, pending, cutoff)]
+    return [(number, job) for number, job in enumerate(jobs) if not will_run(job, pending, cutoff, late)]
 
 
-def will_run(job, pending, cutoff):
+def will_run(job, pending, cutoff, late=False):
     """Whether rq will run this slice job (queued, scheduled, deferred) or is running it.
 
     A started job moves a pending operation to in_progress at once, then beats the operation's
     heartbeat at every chunk: started longer ago than BULKOPS_STALE_AFTER with the operation
     still pending, or under an operation without a heartbeat for that long, it is dead (rq
-    notices only 60–90 s later)."""
+    notices only 60–90 s later). `late`: the job's time passed SCHEDULER_GRACE ago, so a job
+    still in rq's scheduled registry has no live scheduler to enqueue it (a killed worker's
+    scheduler holds its lock for a minute)."""
     if job is None:
         return False
     status = job.get_status(refresh=False)
     if status == JobStatus.STARTED and pending:
         return job.started_at is not None and job.started_at > cutoff
-    return status in WAITING
+    return status in (WAITING - {JobStatus.SCHEDULED} if late else WAITING)
+
+
+def overdue(run_at):
+    """Whether rq's scheduler (it looks every second) should have enqueued a job due at `run_at`."""
+    return run_at is not None and run_at < timezone.now() - timedelta(seconds=SCHEDULER_GRACE)
 
 
 def stale_cutoff():
@@ -95,17 +117,19 @@ def recover_stale():
     """Enqueue the operations that no rq job will run; never those merely waiting in a long queue.
 
     Pending: some slice's job is missing or dead (the enqueue after commit failed, Redis lost
-    the job). Running with a heartbeat older than BULKOPS_STALE_AFTER: no slice job will run
+    the job). Scheduled: the same, or its time passed and its job is still in rq's scheduled
+    registry, which no scheduler is emptying. Running with a heartbeat older than BULKOPS_STALE_AFTER: no slice job will run
     (one still waiting would take over every item left when it runs). Returns their ids."""
     candidates = BulkOperation.objects.filter(
-        Q(status=Status.PENDING, execution=Execution.ASYNC)
+        Q(status__in=[Status.PENDING, Status.SCHEDULED], execution=Execution.ASYNC)
         | Q(status__in=[Status.IN_PROGRESS, Status.CANCELLING], heartbeat_at__lt=stale_cutoff())
-    ).only("pk", "slices", "status", "heartbeat_at")
+    ).only("pk", "slices", "status", "heartbeat_at", "run_at")
     jobs = slice_jobs([(op.pk, op.slices) for op in candidates])
     resumed = []
     for op in candidates:
-        pending = op.status == Status.PENDING
-        dead = dead_slices(jobs[op.pk], pending)
+        pending = op.status in (Status.PENDING, Status.SCHEDULED)
+        run_at = op.run_at if op.status == Status.SCHEDULED else None
+        dead = dead_slices(jobs[op.pk], pending, overdue(run_at))
         if not dead or (not pending and len(dead) < op.slices):  # pending: any slice; running: all
             continue
         # Claim it first, so that two recoverers running at once enqueue it only once.
@@ -113,7 +137,8 @@ def recover_stale():
             heartbeat_at=timezone.now()
         ):
             log.warning("resuming operation", extra={"operation_id": str(op.pk), "status": op.status})
-            enqueue_slices(op.pk, op.slices, pending=pending)
+            # A scheduled one whose time has not come is scheduled again, never enqueued early.
+            enqueue_slices(op.pk, op.slices, pending=pending, run_at=run_at)
             resumed.append(op.pk)
     return resumed
 

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 class Status(models.TextChoices):
     PENDING = "pending"
+    SCHEDULED = "scheduled"
+    AWAITING_APPROVAL = "awaiting_approval"
     IN_PROGRESS = "in_progress"
     CANCELLING = "cancelling"
     COMPLETED = "completed"
@@ -18,7 +20,11 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-ACTIVE = (Status.PENDING, Status.IN_PROGRESS, Status.CANCELLING)
+# Counted by BULKOPS_MAX_ACTIVE_PER_USER: a scheduled operation holds nothing until its time.
+ACTIVE = (Status.PENDING, Status.AWAITING_APPROVAL, Status.IN_PROGRESS, Status.CANCELLING)
+# Not started yet: a cancel skips every item at once.
+WAITING = (Status.PENDING, Status.SCHEDULED, Status.AWAITING_APPROVAL)
+APPROVE_PERMISSION = "bulkops.approve_bulkoperation"
 FINISHED = (Status.COMPLETED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
 
 
@@ -40,8 +46,19 @@ class ItemStatus(models.TextChoices):
 
 
 class BulkOperationQuerySet(models.QuerySet):
-    def visible_to(self, user):
+    def owned_by(self, user):
+        """What `user` may act on as its owner (cancel, revert, retry): staff, everything."""
         return self if user.is_staff else self.filter(user=user)
+
+    def visible_to(self, user):
+        """What `user` may see: their own; an approver also every operation awaiting approval,
+        approved or rejected (what approvers decide, and what they decided)."""
+        if user.is_staff:
+            return self
+        if not user.has_perm(APPROVE_PERMISSION):
+            return self.filter(user=user)
+        reviewed = models.Q(approved_at__isnull=False) | ~models.Q(rejection_reason="")
+        return self.filter(models.Q(user=user) | models.Q(status=Status.AWAITING_APPROVAL) | reviewed)
 
     def active(self):
         return self.filter(status__in=ACTIVE)
@@ -79,6 +96,13 @@ class BulkOperation(models.Model):
     callback_url = models.URLField(max_length=500, blank=True, default="")
     webhook = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
+    # When a scheduled operation starts (SPEC §13); null: as soon as it can.
+    run_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="approved_operations"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -97,6 +121,7 @@ class BulkOperation(models.Model):
                 name="unique_idempotency_key_per_user",
             )
         ]
+        permissions = [("approve_bulkoperation", "Can approve or reject other users' bulk operations")]
 
     def __str__(self):
         return f"{self.operation_type} on {self.total_items} {self.resource_type} ({self.status})"
@@ -130,14 +155,18 @@ class BulkOperation(models.Model):
         """From the throughput so far; before any progress, from the typical rate."""
         if self.is_finished:
             return self.completed_at
+        if self.status == Status.AWAITING_APPROVAL:
+            return None  # nobody knows when someone approves it
         remaining = self.total_items - self.processed_items - self.skipped_items
+        now = timezone.now()
         start = self.started_at or self.created_at
-        elapsed = (timezone.now() - start).total_seconds()
+        elapsed = (now - start).total_seconds()
         if self.processed_items and elapsed > 0:
             rate = self.processed_items / elapsed
         else:
             rate = 2_000  # items/s: a conservative figure from docs/benchmarks.md
-        return timezone.now() + timedelta(seconds=remaining / rate)
+        begins = self.run_at if self.status == Status.SCHEDULED and self.run_at and self.run_at > now else now
+        return begins + timedelta(seconds=remaining / rate)
 
 
 class BulkOperationItem(models.Model):

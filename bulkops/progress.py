@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from . import conf, telemetry
 from .models import BulkOperation, BulkOperationItem, Execution
-from .representation import completed_payload, progress_payload
+from .representation import completed_payload, progress_payload, status_payload
 
 log = logging.getLogger("bulkops")
 _last_sent = {}
@@ -67,3 +67,8 @@ def operation_finished(op, **signal):
     if op.execution != Execution.SYNC:  # nobody can be listening: the id was not out yet
         send(op.pk, {"type": "operation.progress", "payload": progress_payload(op)})
         send(op.pk, {"type": "operation.completed", "payload": completed_payload(op)})
+
+
+def status_changed(op, **signal):
+    """A status change no chunk reports (`status_changed`): the status representation."""
+    send(op.pk, {"type": "operation.status", "payload": status_payload(op)})

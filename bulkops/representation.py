@@ -111,14 +111,15 @@ class SummarySerializer(FieldSelectionMixin, serializers.ModelSerializer):
     duration_seconds = serializers.FloatField(allow_null=True)
     reverts = serializers.UUIDField(source="reverts_id", allow_null=True)
     retry_of = serializers.UUIDField(source="retry_of_id", allow_null=True)
+    approved_by = serializers.IntegerField(source="approved_by_id", allow_null=True)
 
     class Meta:
         model = BulkOperation
         fields = [
             "operation_id", "user", "resource_type", "operation_type", "mode", "execution", "dry_run", "status",
             "total_items", "processed_items", "successful_items", "unchanged_items", "created_items", "updated_items",
-            "failed_items", "skipped_items", "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
-            "duration_seconds", "reverts", "retry_of",
+            "failed_items", "skipped_items", "progress_percentage", "success_rate", "created_at", "run_at", "started_at",
+            "completed_at", "cancelled_at", "duration_seconds", "reverts", "retry_of", "approved_by", "approved_at",
         ]  # fmt: skip
 
 
@@ -132,7 +133,7 @@ class OperationSerializer(SummarySerializer):
     class Meta(SummarySerializer.Meta):
         fields = [
             *SummarySerializer.Meta.fields, "operation_data", "metadata", "batch_size", "estimated_completion",
-            "error", "callback_url", "webhook", "errors", "links",
+            "error", "rejection_reason", "callback_url", "webhook", "errors", "links",
         ]  # fmt: skip
 
     @extend_schema_field(ErrorSerializer(many=True))
@@ -171,6 +172,12 @@ def progress_payload(op, current_item_id=None):
         "estimated_completion": op.estimated_completion.isoformat() if op.estimated_completion else None,
         "timestamp": timezone.now().isoformat(),
     }
+
+
+def status_payload(op):
+    """The `status_changed` event: a change no chunk reports (a scheduled operation started,
+    an approval, a rejection), with the whole status representation."""
+    return {"type": "status_changed", **OperationSerializer(op, context={"request": None}).data}
 
 
 def completed_payload(op):

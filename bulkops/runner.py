@@ -37,15 +37,23 @@ def slice_bounds(op, number):
 
 
 def start(op_id):
-    """pending ⇒ in_progress, once; returns the operation, or None if it is not runnable."""
+    """pending (or scheduled, once its time has come) ⇒ in_progress, once; returns the
+    operation, or None if it is not runnable (cancelled, rejected, not yet due)."""
     now = timezone.now()
-    BulkOperation.objects.filter(pk=op_id, status=Status.PENDING).update(
-        status=Status.IN_PROGRESS, started_at=now, heartbeat_at=now
-    )
+    BulkOperation.objects.filter(
+        Q(status=Status.PENDING) | Q(status=Status.SCHEDULED, run_at__lte=now), pk=op_id
+    ).update(status=Status.IN_PROGRESS, started_at=now, heartbeat_at=now)
     op = BulkOperation.objects.select_related("user").get(pk=op_id)
     if op.status == Status.IN_PROGRESS and op.started_at == now:
         log.info("operation started", extra={"operation_id": str(op.pk), "user_id": op.user_id})
+        if op.run_at is not None:  # nobody was told it would start now: no chunk says so yet
+            announce(op)
     return op if op.status in (Status.IN_PROGRESS, Status.CANCELLING) else None
+
+
+def announce(op):
+    """Tell the subscribers of a status change no chunk reports, once it commits."""
+    transaction.on_commit(lambda: signals.status_changed.send(BulkOperation, op=op))
 
 
 def run_slice(op_id, number):
@@ -108,17 +116,12 @@ def take_over(op, definition, ctx, status):
     return status
 
 
-def skip_pending(op, lo, hi):
+def skip_pending(op, lo, hi, code=errors.CANCELLED, message="Operation cancelled"):
     now = timezone.now()
     with transaction.atomic():
         skipped = BulkOperationItem.objects.filter(
             operation_id=op.pk, status=ItemStatus.PENDING, position__gte=lo, position__lt=hi
-        ).update(
-            status=ItemStatus.SKIPPED,
-            error_code=errors.CANCELLED,
-            error_message="Operation cancelled",
-            processed_at=now,
-        )
+        ).update(status=ItemStatus.SKIPPED, error_code=code, error_message=message, processed_at=now)
         BulkOperation.objects.filter(pk=op.pk).update(skipped_items=F("skipped_items") + skipped, heartbeat_at=now)
 
 

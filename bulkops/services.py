@@ -8,7 +8,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import batched, repeat
 
@@ -17,8 +17,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import conf, errors, jobs, runner
-from .models import BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode, Status
+from . import conf, errors, jobs, registry, runner
+from .models import APPROVE_PERMISSION, WAITING, BulkOperation, BulkOperationItem, Execution, ItemStatus, Mode, Status
 
 log = logging.getLogger("bulkops")
 
@@ -40,6 +40,7 @@ class Request:
     callback_url: str = ""
     reverts: BulkOperation | None = None
     retry_of: BulkOperation | None = None
+    run_at: datetime | None = None  # not before then (scheduled)
 
 
 def fingerprint(body):
@@ -227,15 +228,43 @@ def create_operation(user, request, *, total_items, idempotency_key=None, body_f
         callback_url=request.callback_url,
         reverts=request.reverts,
         retry_of=request.retry_of,
+        run_at=request.run_at,
     )
     return op, True
 
 
 def launch(op):
-    """Once the operation and all its items are written (inside the same transaction): an
-    async operation is enqueued when it commits."""
+    """Once the operation and all its items are written (inside the same transaction): it waits
+    for approval, or is enqueued when it commits (at `run_at`, if it has one)."""
+    if needs_approval(op):
+        if op.execution == Execution.SYNC:  # the request cannot wait for another person
+            raise errors.ValidationFailed(
+                "This operation needs another person's approval: use execution async, then ask an approver."
+            )
+        op.status = Status.AWAITING_APPROVAL
+        op.save(update_fields=["status"])
+        log.info("operation awaits approval", extra={"operation_id": str(op.pk), "user_id": op.user_id})
+        return
+    enqueue_on_commit(op)
+
+
+def enqueue_on_commit(op):
+    """A scheduled operation waits for its time in rq's scheduler; any other starts at once."""
+    if op.run_at is not None and op.run_at > timezone.now():
+        op.status = Status.SCHEDULED
+        op.save(update_fields=["status"])
     if op.execution != Execution.SYNC:
-        transaction.on_commit(partial(jobs.enqueue_operation, op.pk, op.slices))
+        transaction.on_commit(partial(jobs.enqueue_operation, op.pk, op.slices, op.run_at))
+
+
+def needs_approval(op):
+    """Four eyes (SPEC §13): a destructive type (delete), or as many items as the threshold,
+    unless the creator is staff. A dry run changes nothing, so it needs nobody."""
+    if op.user.is_staff or op.dry_run:
+        return False
+    definition = registry.get(op.resource_type, op.operation_type)
+    threshold = conf.APPROVAL_THRESHOLD
+    return bool(getattr(definition, "destructive", False) or (threshold and op.total_items >= threshold))
 
 
 def finish_launch(op):
@@ -262,21 +291,24 @@ def run_now(op):
 
 
 def get_operation(user, op_id):
-    op = BulkOperation.objects.visible_to(user).filter(pk=op_id).first()
+    """The operation `user` may act on as its owner (or staff)."""
+    op = BulkOperation.objects.owned_by(user).filter(pk=op_id).first()
     if op is None:
         raise errors.NotFound("Bulk operation not found")
     return op
 
 
 def cancel_operation(user, op_id):
-    """pending ⇒ cancelled at once; running ⇒ cancelling (workers stop at the next chunk)."""
+    """Not started yet (pending, scheduled, awaiting approval) ⇒ cancelled at once; running ⇒
+    cancelling (workers stop at the next chunk). A scheduled operation's job then finds
+    nothing to start (runner.start)."""
     with transaction.atomic():
-        op = BulkOperation.objects.visible_to(user).select_for_update().filter(pk=op_id).first()
+        op = BulkOperation.objects.owned_by(user).select_for_update().filter(pk=op_id).first()
         if op is None:
             raise errors.NotFound("Bulk operation not found")
         if op.is_finished:
             raise errors.Conflict(f"Operation already {op.status}")
-        was_pending = op.status == Status.PENDING
+        was_pending = op.status in WAITING
         if op.status != Status.CANCELLING:
             op.status, op.cancelled_at = Status.CANCELLING, timezone.now()
             op.save(update_fields=["status", "cancelled_at"])
@@ -284,6 +316,54 @@ def cancel_operation(user, op_id):
     if was_pending:
         runner.skip_pending(op, 0, op.total_items)
         op = runner.finalize(op.pk)
+    return op
+
+
+# --- four eyes (SPEC §13) -----------------------------------------------------------------
+
+
+def lock_for_review(user, op_id, verb):
+    """The operation awaiting approval, locked: so that of two approvals (or an approval and a
+    cancel) at once, one wins and the other finds it no longer awaiting (409). An approver
+    may name any operation (one approved or cancelled meanwhile is a 409, not a 404); anyone
+    else only those they see."""
+    approver = user.has_perm(APPROVE_PERMISSION)
+    scope = BulkOperation.objects.all() if approver else BulkOperation.objects.visible_to(user)
+    op = scope.select_for_update(of=("self",)).filter(pk=op_id).first()
+    if op is None:
+        raise errors.NotFound("Bulk operation not found")
+    if not approver:
+        raise errors.PermissionDenied(f"You may not {verb} bulk operations")
+    if op.user_id == user.pk:
+        raise errors.PermissionDenied(f"Another person must {verb} your operation")
+    if op.status != Status.AWAITING_APPROVAL:
+        raise errors.Conflict(f"Operation is {op.status}, not awaiting approval")
+    return op
+
+
+def approve_operation(user, op_id):
+    """awaiting_approval ⇒ pending (enqueued when this commits), or scheduled if its `run_at`
+    is still ahead; the approver and the time are recorded."""
+    with transaction.atomic():
+        op = lock_for_review(user, op_id, "approve")
+        op.status, op.approved_by, op.approved_at = Status.PENDING, user, timezone.now()
+        op.save(update_fields=["status", "approved_by", "approved_at"])
+        enqueue_on_commit(op)
+        runner.announce(op)
+    log.info("operation approved", extra={"operation_id": str(op.pk), "user_id": user.pk})
+    return op
+
+
+def reject_operation(user, op_id, reason=""):
+    """awaiting_approval ⇒ cancelled, every item skipped with REJECTED, `reason` recorded."""
+    with transaction.atomic():
+        op = lock_for_review(user, op_id, "reject")
+        op.status, op.cancelled_at, op.rejection_reason = Status.CANCELLING, timezone.now(), reason
+        op.save(update_fields=["status", "cancelled_at", "rejection_reason"])
+        runner.skip_pending(op, 0, op.total_items, errors.REJECTED, "Rejected by an approver")
+        op = runner.finalize(op.pk)
+        runner.announce(op)
+    log.info("operation rejected", extra={"operation_id": str(op.pk), "user_id": user.pk})
     return op
 
 

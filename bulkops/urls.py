@@ -12,8 +12,11 @@ urlpatterns = [
     ),
     path("bulk-operations/", views.operation_list, name="operations"),
     path("bulk-operations/<uuid:op_id>/start-import/", views.start_import, name="start-import"),
+    path("bulk-operations/awaiting-approval/", views.awaiting_approval, name="approvals"),
     path("bulk-operations/<uuid:op_id>/", views.operation_detail, name="operation"),
     path("bulk-operations/<uuid:op_id>/cancel/", views.cancel, name="cancel"),
     path("bulk-operations/<uuid:op_id>/revert/", views.revert, name="revert"),
     path("bulk-operations/<uuid:op_id>/retry/", views.retry, name="retry"),
+    path("bulk-operations/<uuid:op_id>/approve/", views.approve, name="approve"),
+    path("bulk-operations/<uuid:op_id>/reject/", views.reject, name="reject"),
 ]

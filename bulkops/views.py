@@ -7,6 +7,7 @@ another user's or an unknown operation is a 404 here as everywhere.
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,13 +15,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import errors, followups, imports, labels, registry, services
+from . import conf, errors, followups, imports, labels, registry, services
 from .filtersets import BulkOperationFilterSet
 from .forms import (
     DATA,
     START,
     ImportForm,
     OnceForm,
+    RejectForm,
     RetryForm,
     RevertForm,
     StartImportForm,
@@ -28,7 +30,7 @@ from .forms import (
     menu,
     page_filters,
 )
-from .models import BulkOperation, ItemStatus
+from .models import APPROVE_PERMISSION, BulkOperation, ItemStatus, Status
 from .representation import MAX_ERRORS, operation_links
 
 RESUBMITTED = "This form was submitted before: this is the operation it started; nothing new was started."
@@ -55,18 +57,43 @@ def history_filters(filterset, visible, user):
         form.fields["user"].widget = menu((str(person.pk), person.get_username()) for person in people)
 
 
+def labelled(page):
+    """The operations of a page, each with its label and data summary in words."""
+    for op in page:
+        op.label = label_of(op.resource_type, op.operation_type)
+        op.summary = labels.shown_data(registry.get(op.resource_type, op.operation_type), op.operation_data)
+    return page
+
+
 @login_required
 def operation_list(request):
     visible = BulkOperation.objects.visible_to(request.user).select_related("user")
     filterset = BulkOperationFilterSet(request.GET, queryset=visible)
     history_filters(filterset, visible, request.user)
     operations = filterset.qs.order_by("-created_at") if filterset.is_valid() else visible.none()
-    page = Paginator(operations, PAGE_SIZE).get_page(request.GET.get("page"))
-    for op in page:
-        op.label = label_of(op.resource_type, op.operation_type)
-        op.summary = labels.shown_data(registry.get(op.resource_type, op.operation_type), op.operation_data)
+    page = labelled(Paginator(operations, PAGE_SIZE).get_page(request.GET.get("page")))
     context = {"filterset": filterset, "page": page, "query": filter_query(request.GET)}
     return render(request, "bulkops/operation_list.html", context)
+
+
+@login_required
+def awaiting_approval(request):
+    """For approvers: every user's operations awaiting approval, oldest first, each with its
+    Approve and Reject buttons (not on the approver's own)."""
+    if not request.user.has_perm(APPROVE_PERMISSION):
+        raise PermissionDenied
+    waiting = BulkOperation.objects.filter(status=Status.AWAITING_APPROVAL).select_related("user")
+    page = labelled(Paginator(waiting.order_by("created_at"), PAGE_SIZE).get_page(request.GET.get("page")))
+    for op in page:
+        op.forms = review_forms(request.user, op)
+    return render(request, "bulkops/approvals.html", {"page": page, "threshold": conf.APPROVAL_THRESHOLD})
+
+
+def review_forms(user, op):
+    """The Approve and Reject forms `user` may submit for `op`, or None."""
+    if op.status != Status.AWAITING_APPROVAL or op.user_id == user.pk or not user.has_perm(APPROVE_PERMISSION):
+        return None
+    return {"approve": OnceForm(purpose=f"approve:{op.pk}"), "reject": RejectForm(op_id=op.pk)}
 
 
 def eta_text(op):
@@ -103,7 +130,9 @@ def retry_choices(op):
 
 @login_required
 def operation_detail(request, op_id):
-    visible = BulkOperation.objects.visible_to(request.user).select_related("user", "reverts", "retry_of")
+    visible = BulkOperation.objects.visible_to(request.user).select_related(
+        "user", "reverts", "retry_of", "approved_by"
+    )
     op = get_object_or_404(visible, pk=op_id)
     counts = retry_choices(op)
     original = preview_of_revert(op)
@@ -122,6 +151,8 @@ def operation_detail(request, op_id):
         "can_start_revert": original is not None and op.successful_items > 0 and revertible(original),
         "followers": [*op.reverted_by.all(), *op.retried_by.all()],
         "import_preview": import_preview(op),
+        "owner": request.user.is_staff or op.user_id == request.user.pk,  # may cancel, revert, retry
+        "review": review_forms(request.user, op),
         "forms": {
             "cancel": OnceForm(purpose=f"cancel:{op.pk}"),
             "preview": RevertForm(op_id=op.pk, preview=True),
@@ -243,3 +274,45 @@ def start_import(request, op_id):
         messages.error(request, exc.message)
         return redirect("bulkops:operation", op_id=op_id)
     return opened(request, op, created, f"Importing {labels.count_of(op.total_items, 'items')}.")
+
+
+def reviewed(request, op_id, review, done):
+    """Approve or reject, then the operation's page saying what happened."""
+    try:
+        op = review()
+    except errors.NotFound:
+        raise Http404("Bulk operation not found") from None
+    except errors.ItemError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done(op))
+    return redirect("bulkops:operation", op_id=op_id)
+
+
+def approved_text(op):
+    if op.status == Status.SCHEDULED:
+        return f"Approved: it starts at {timezone.localtime(op.run_at):%Y-%m-%d %H:%M:%S %Z}."
+    return "Approved: it starts now."
+
+
+@login_required
+@require_POST
+def approve(request, op_id):
+    if not OnceForm(request.POST, purpose=f"approve:{op_id}").first_submit(request.session):
+        return redirect("bulkops:operation", op_id=op_id)  # the first submit approved it and said so
+    return reviewed(request, op_id, lambda: services.approve_operation(request.user, op_id), approved_text)
+
+
+@login_required
+@require_POST
+def reject(request, op_id):
+    form = RejectForm(request.POST, op_id=op_id)
+    if not form.is_valid():
+        messages.error(request, f"Not rejected: {form.errors['reason'][0].lower()} Say why: the creator sees it.")
+        return redirect("bulkops:operation", op_id=op_id)
+    if not form.first_submit(request.session):
+        return redirect("bulkops:operation", op_id=op_id)
+    reason = form.cleaned_data["reason"]
+    return reviewed(
+        request, op_id, lambda: services.reject_operation(request.user, op_id, reason), lambda op: "Rejected."
+    )

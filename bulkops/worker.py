@@ -14,8 +14,9 @@ from . import jobs  # noqa: E402
 
 
 class RecoveringWorker(Worker):
-    """An rq worker that also sweeps (jobs.sweep_if_due: resume lost operations, delete expired
-    ones) in rq's own periodic maintenance, every jobs.sweep_interval() seconds, idle or not.
+    """An rq worker that runs rq's scheduler and also sweeps (jobs.sweep_if_due: resume lost
+    operations, delete expired ones) in rq's own periodic maintenance, every
+    jobs.sweep_interval() seconds, idle or not.
 
     Recovery runs here rather than as a scheduled rq job because a Redis restart loses every
     queued and scheduled job, and recovery must survive exactly that. `manage.py rqworker`
@@ -30,6 +31,12 @@ class RecoveringWorker(Worker):
         # rq's own registry cleanup then runs as often too, under its own lock.
         kwargs["maintenance_interval"] = jobs.sweep_interval()
         super().__init__(*args, **kwargs)
+
+    def work(self, *args, **kwargs):
+        # rq's scheduler enqueues scheduled operations (`run_at`) when their time comes: every
+        # worker runs it (one of them holds its lock), so no command line can leave it out.
+        kwargs["with_scheduler"] = True
+        return super().work(*args, **kwargs)
 
     @property
     def dequeue_timeout(self):

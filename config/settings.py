@@ -196,6 +196,7 @@ for _name in (
     "BULKOPS_RETENTION_DAYS",
     "BULKOPS_IDEMPOTENCY_HOURS",
     "BULKOPS_WS_TICKET_MAX_AGE",
+    "BULKOPS_APPROVAL_THRESHOLD",
 ):
     if _name in os.environ:
         globals()[_name] = env_int(_name, None)

@@ -39,6 +39,14 @@ class AgentFactory(UserFactory):
         grant(self, extracted or ("tickets.change_ticket",))
 
 
+class ApproverFactory(UserFactory):
+    """A user with `bulkops.approve_bulkoperation`: approves or rejects other users' operations."""
+
+    @factory.post_generation
+    def perms(self, create, extracted, **kwargs):
+        grant(self, extracted or ("bulkops.approve_bulkoperation",))
+
+
 class StaffFactory(UserFactory):
     is_staff = True
     is_superuser = True

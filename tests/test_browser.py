@@ -16,6 +16,7 @@ from bulkops.models import BulkOperation
 from tickets.models import Comment, Ticket
 
 from . import servers
+from .bulkops.helpers import approve_if_awaiting
 from .factories import AgentFactory, StaffFactory, TicketFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -285,6 +286,8 @@ def test_the_pages_fit_a_390_px_phone(browser, server, screenshot):
     assert fits(page)
     screenshot(page, "phone-delete-confirm")
     page.get_by_role("button", name="Delete 1 ticket").click()
+    op = finished(page, status="Awaiting Approval")  # a delete by a non-staff user (SPEC §13)
+    approve_if_awaiting(op.pk)  # another person approves it: the page follows, live
     finished(page)
     assert fits(page)
     assert Ticket.objects.get(pk=tickets[0].pk).is_deleted

@@ -155,6 +155,7 @@ class ImportView(APIView):
             batch_size=data.get("batch_size"),
             metadata=data.get("metadata", {}),
             callback_url=data.get("callback_url", ""),
+            run_at=data.get("run_at"),
         )
 
 

@@ -1,5 +1,8 @@
 """Cross-cutting API pieces every app's API uses."""
 
+from datetime import UTC, timedelta
+
+from django.utils import timezone
 from rest_framework import serializers
 
 # PostgreSQL stores NUL in neither text nor jsonb: every door refuses it with this message.
@@ -34,6 +37,40 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid")
         return data
+
+
+class RunAtField(serializers.DateTimeField):
+    """When a scheduled operation starts: an ISO 8601 time, in the future, at most
+    MAX_SCHEDULE_DAYS ahead (a time without an offset is UTC)."""
+
+    MAX_SCHEDULE_DAYS = 30
+    default_error_messages = {
+        "invalid": "Give an ISO 8601 time, e.g. 2026-12-24T22:00:00Z.",
+        "past": "Give a time in the future.",
+        "too_far": f"Give a time at most {MAX_SCHEDULE_DAYS} days ahead.",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault(
+            "help_text", f"Start then, not now (status `scheduled`): ISO 8601, future, ≤ {self.MAX_SCHEDULE_DAYS} days"
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):
+            self.fail("invalid")
+        try:
+            when = super().to_internal_value(value).astimezone(UTC)
+        except (OverflowError, ValueError):  # past year 9999 in UTC, or an offset Python refuses
+            self.fail("overflow")
+        now = timezone.now()
+        if when <= now:
+            self.fail("past")
+        if when > now + timedelta(days=self.MAX_SCHEDULE_DAYS):
+            self.fail("too_far")
+        return when
 
 
 def idempotency_key(request):

@@ -8,7 +8,7 @@ from .. import conf, errors, followups, registry, webhooks
 from ..models import Execution, Mode
 from ..operations import StrictSerializer
 from ..services import Request, Selection
-from .mixins import StrictBooleanField, StrictIntegerField
+from .mixins import RunAtField, StrictBooleanField, StrictIntegerField, TextField
 from .selection import filter_data, parse_ids
 
 MAX_METADATA_BYTES = 16 * 1024  # as compact UTF-8 JSON
@@ -23,12 +23,14 @@ ITEM_ERROR_CODES = [
 
 
 class OptionsSerializer(StrictSerializer):
-    """What any request that starts an operation may add: why (audit reason) and whom to call."""
+    """What any request that starts an operation may add: why (audit reason), whom to call,
+    and when to start."""
 
     metadata = serializers.DictField(required=False, default=dict)
     callback_url = serializers.URLField(
         required=False, allow_blank=True, max_length=500, help_text="POSTed the final status when the operation ends"
     )
+    run_at = RunAtField()
 
     def validate_metadata(self, value):
         size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
@@ -101,6 +103,10 @@ class CreateOperationSerializer(OptionsSerializer):
         if not data.is_valid():
             raise serializers.ValidationError({"operation_data": data.errors})
         ids = self.selection(attrs, resource, definition)
+        if attrs["execution"] == Execution.SYNC and attrs.get("run_at"):
+            raise serializers.ValidationError(
+                {"run_at": ["A sync operation runs inside the request; use execution async to schedule it."]}
+            )
         if attrs["execution"] == Execution.SYNC and len(ids) > conf.MAX_SYNC_ITEMS:
             raise serializers.ValidationError(
                 {"execution": [f"sync takes at most {conf.MAX_SYNC_ITEMS} items; use async."]}
@@ -116,6 +122,7 @@ class CreateOperationSerializer(OptionsSerializer):
             batch_size=attrs.get("batch_size"),
             dry_run=attrs["dry_run"],
             callback_url=attrs.get("callback_url", ""),
+            run_at=attrs.get("run_at"),
         )
 
     def resource_of(self, attrs):
@@ -202,6 +209,10 @@ class RetryFollowUpSerializer(FollowUpSerializer):
         help_text="Retry the items that failed with these codes; default: those a retry can change "
         f"({', '.join(followups.RETRYABLE)})",
     )
+
+
+class RejectSerializer(StrictSerializer):
+    reason = TextField(max_length=1000, help_text="Why: shown to the creator with the operation")
 
 
 class WebhookSecretSerializer(serializers.Serializer):

@@ -27,6 +27,7 @@ from .schema import OPERATION_OR_REPLAY, OperationSchema
 from .serializers import (
     CreateOperationSerializer,
     ErrorBodySerializer,
+    RejectSerializer,
     RetryFollowUpSerializer,
     RevertFollowUpSerializer,
     StatsSerializer,
@@ -81,12 +82,14 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         qs = BulkOperation.objects.visible_to(self.request.user).order_by("-created_at")
         return qs.filter(resource_type=self.resource_type) if self.resource_type else qs
 
-    def get_object(self):
+    def operation_id(self):
         try:
-            op_id = uuid.UUID(self.kwargs["pk"])
+            return uuid.UUID(self.kwargs["pk"])
         except ValueError:
             raise errors.NotFound("Bulk operation not found") from None
-        op = self.get_queryset().filter(pk=op_id).first()
+
+    def get_object(self):
+        op = self.get_queryset().filter(pk=self.operation_id()).first()
         if op is None:
             raise errors.NotFound("Bulk operation not found")
         return op
@@ -201,6 +204,42 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         return Response(CancelledSerializer(op).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        request=None,
+        responses={
+            202: OperationSerializer,
+            403: ErrorBodySerializer,
+            404: ErrorBodySerializer,
+            409: ErrorBodySerializer,
+        },
+        description="Approve another user's operation awaiting approval (needs bulkops.approve_bulkoperation; never "
+        "your own): it is enqueued, or scheduled if its run_at is ahead. 409 from any other status.",
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        op = services.approve_operation(request.user, self.operation_id())
+        return Response(
+            OperationSerializer(op, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(
+        request=RejectSerializer,
+        responses={
+            200: OperationSerializer,
+            403: ErrorBodySerializer,
+            404: ErrorBodySerializer,
+            409: ErrorBodySerializer,
+        },
+        description="Reject another user's operation awaiting approval (needs bulkops.approve_bulkoperation; never "
+        "your own): it is cancelled, every item skipped with REJECTED, the reason recorded. 409 from any other status.",
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        data = RejectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        op = services.reject_operation(request.user, self.operation_id(), data.validated_data["reason"])
+        return Response(OperationSerializer(op, context=self.get_serializer_context()).data)
+
+    @extend_schema(
         parameters=[OpenApiParameter("status", str, description="pending, succeeded, failed, skipped")],
         responses={200: ItemSerializer(many=True)},
     )
@@ -251,7 +290,9 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: StatsSerializer})
     @action(detail=False, methods=["get"], filterset_class=None)
     def stats(self, request):
-        qs = self.get_queryset()
+        # Their own (staff: all): an approver sees others' operations awaiting approval, but
+        # does not count them as theirs.
+        qs = self.get_queryset() & BulkOperation.objects.owned_by(request.user)
         by_status = dict(qs.values_list("status").annotate(n=Count("pk")).order_by())
         totals = qs.aggregate(
             processed=Sum("processed_items"),

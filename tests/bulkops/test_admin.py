@@ -112,3 +112,38 @@ def test_select_all_counts_and_starts_on_what_the_action_can_change(admin_client
     assert '<strong id="bulk-count">2 tickets</strong>' in response.content.decode()
     admin_client.post(TICKETS, {**hidden_inputs(response, 'name="apply"'), "apply": "Start on 2"})
     assert list(BulkOperation.objects.get().items.values_list("target_id", flat=True)) == [str(t.pk) for t in live]
+
+
+# --- approve and reject (SPEC §13) -----------------------------------------------------------
+
+
+def test_the_approve_action_approves_others_operations_and_reports_the_rest(admin_client, staff):
+    theirs = BulkOperationFactory(items=["pending"], status="awaiting_approval")
+    own = BulkOperationFactory(user=staff, items=["pending"], status="awaiting_approval")
+    running = BulkOperationFactory(items=["pending"], status="in_progress")
+    body = {"action": "approve_operations", "index": 0, "_selected_action": [theirs.pk, own.pk, running.pk]}
+    content = admin_client.post(CHANGELIST, body, follow=True).content.decode()
+    assert "Approved 1 operation." in content
+    assert "1 did not await approval." in content
+    assert "Another person must approve your operation" in content
+    theirs.refresh_from_db()
+    assert (theirs.status, theirs.approved_by) == ("pending", staff)
+    assert BulkOperation.objects.get(pk=own.pk).status == "awaiting_approval"
+
+
+def test_the_reject_action_asks_why_then_rejects(admin_client):
+    op = BulkOperationFactory(items=["pending"] * 2, status="awaiting_approval")
+    body = {"action": "reject_operations", "index": 0, "_selected_action": [op.pk]}
+    form = admin_client.post(CHANGELIST, body)
+    assert 'name="reason"' in form.content.decode()
+    done = admin_client.post(CHANGELIST, {**body, "apply": "Reject", "reason": "Not now"}, follow=True)
+    assert "Rejected 1 operation." in done.content.decode()
+    op.refresh_from_db()
+    assert (op.status, op.rejection_reason, op.skipped_items) == ("cancelled", "Not now", 2)
+
+
+def test_the_review_actions_need_the_permission():
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, perms=["bulkops.view_bulkoperation"]))
+    content = client.get(CHANGELIST).content.decode()
+    assert "approve_operations" not in content and "reject_operations" not in content

@@ -34,6 +34,8 @@ STATUS_KEYS = {
 }  # fmt: skip
 # ... and what §3.4 adds to it: who, batch size, revert/retry links, operation error, webhook.
 EXTRA_STATUS_KEYS = {"user", "batch_size", "reverts", "retry_of", "error", "callback_url", "webhook"}
+# ... and §13: schedule and approval.
+CONTROL_STATUS_KEYS = {"run_at", "approved_by", "approved_at", "rejection_reason"}
 ITEM_KEYS = {"position", "item_id", "status", "error_code", "error_message", "processed_at", "result"}
 ENVELOPE_KEYS = {"total", "has_more", "next", "previous"}
 
@@ -122,7 +124,7 @@ def test_it_runs_an_async_operation_on_a_worker_and_shows_its_status(client_for)
     created = post(client, TICKETS, {"ticket_ids": [t.pk for t in tickets] + [999_999], **RESOLVE}).json()
     work_off()
     data = client.get(created["links"]["self"]).json()
-    assert set(data) == STATUS_KEYS | EXTRA_STATUS_KEYS
+    assert set(data) == STATUS_KEYS | EXTRA_STATUS_KEYS | CONTROL_STATUS_KEYS
     assert set(data["links"]) == LINK_KEYS
     assert data["links"]["websocket"].startswith(
         f"ws://testserver/ws/bulk-operations/{created['operation_id']}/?ticket="
@@ -167,7 +169,7 @@ def test_a_request_without_batch_size_leaves_the_chunk_size_to_the_engine(agent_
 def test_sync_execution_answers_200_with_the_final_status(agent_client, tickets):
     response = post(agent_client, TICKETS, {"ticket_ids": [t.pk for t in tickets], **RESOLVE, "execution": "sync"})
     assert response.status_code == 200, response.json()
-    assert set(response.json()) == STATUS_KEYS | EXTRA_STATUS_KEYS
+    assert set(response.json()) == STATUS_KEYS | EXTRA_STATUS_KEYS | CONTROL_STATUS_KEYS
     assert (response.json()["status"], response.json()["successful_items"]) == ("completed", 3)
     assert queued_jobs() == 0
 
@@ -706,7 +708,8 @@ def test_stats_count_by_status_for_the_user(user, client_for):
     assert set(data) == {"total_operations", "by_status", "items_processed", "success_rate", "mean_duration_seconds"}
     assert data["total_operations"] == 3
     assert data["by_status"] == {
-        "pending": 1, "in_progress": 0, "cancelling": 0, "completed": 1, "partial": 1, "failed": 0, "cancelled": 0,
+        "pending": 1, "scheduled": 0, "awaiting_approval": 0, "in_progress": 0, "cancelling": 0, "completed": 1,
+        "partial": 1, "failed": 0, "cancelled": 0,
     }  # fmt: skip
     assert (data["items_processed"], data["success_rate"], data["mean_duration_seconds"]) == (8, 75.0, 3.0)
 

@@ -2,6 +2,7 @@
 (origin check, session/header/ticket auth) or with scope["user"] set explicitly."""
 
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,16 +14,17 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from bulkops import jobs, progress, representation, services
+from bulkops import jobs, progress, representation, runner, services
 from bulkops.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from bulkops.routing import websocket_urlpatterns
 from bulkops.services import Request
 from config.asgi import application
 
 from ..conftest import api_client
-from ..factories import AgentFactory, BulkOperationFactory, StaffFactory, TicketFactory, UserFactory
+from ..factories import AgentFactory, ApproverFactory, BulkOperationFactory, StaffFactory, TicketFactory, UserFactory
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 HOST = (b"host", b"127.0.0.1:8000")  # every real handshake names its host; ORIGIN is its own origin
@@ -277,3 +279,33 @@ async def test_what_a_client_sends_is_ignored(op, owner):
         await client.send_to(text_data="not json")
         await client.send_json_to({"type": "cancel"})
         assert await client.receive_nothing(timeout=0.2)
+
+
+# --- status changes no chunk reports (SPEC §13) ---------------------------------------------
+
+
+async def test_an_approval_reaches_the_owners_socket_as_status_changed(owner):
+    op = await sync_to_async(BulkOperationFactory)(user=owner, items=["pending"] * 2, status="awaiting_approval")
+    approver = await sync_to_async(ApproverFactory)()
+    async with socket(op, user=owner) as client:
+        assert (await snapshot_of(client))["status"] == "awaiting_approval"
+        await sync_to_async(services.approve_operation)(approver, op.pk)
+        event = await client.receive_json_from(timeout=5)
+    assert {key: event[key] for key in ("type", "operation_id", "status", "approved_by")} == {
+        "type": "status_changed",
+        "operation_id": str(op.pk),
+        "status": "pending",
+        "approved_by": approver.pk,
+    }
+    assert set(event) == {"type", *representation.OperationSerializer.Meta.fields}
+
+
+async def test_a_scheduled_operation_that_starts_says_so(owner):
+    op = await sync_to_async(BulkOperationFactory)(
+        user=owner, items=["pending"], status="scheduled", run_at=timezone.now() - timedelta(seconds=1)
+    )
+    async with socket(op, user=owner) as client:
+        assert (await snapshot_of(client))["status"] == "scheduled"
+        await sync_to_async(runner.start)(op.pk)
+        event = await client.receive_json_from(timeout=5)
+    assert (event["type"], event["status"]) == ("status_changed", "in_progress")

@@ -11,7 +11,7 @@ from metrics.models import Metric
 from tickets.models import Comment, Ticket, TicketEvent
 
 from ..factories import AgentFactory, CategoryFactory, MetricFactory, StaffFactory, TicketFactory, UserFactory
-from .helpers import work_off
+from .helpers import approve_if_awaiting, work_off
 
 ANY = "/api/v1/bulk-operations/"
 TICKETS = "/api/v1/tickets/bulk-operations/"
@@ -23,6 +23,7 @@ def run(client, body, url=TICKETS):
     """Create an async operation, let a worker finish it, return its id."""
     response = client.post(url, body, format="json")
     assert response.status_code == 202, response.json()
+    approve_if_awaiting(response.json()["operation_id"])
     work_off()
     return response.json()["operation_id"]
 

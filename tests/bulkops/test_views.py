@@ -11,7 +11,7 @@ from django.utils import timezone
 from bulkops.models import BulkOperation
 from tickets.models import Ticket
 
-from ..factories import AgentFactory, BulkOperationFactory, StaffFactory, TicketFactory, UserFactory
+from ..factories import AgentFactory, ApproverFactory, BulkOperationFactory, StaffFactory, TicketFactory, UserFactory
 from .helpers import double_click, hidden_inputs, work_off
 
 pytestmark = pytest.mark.django_db
@@ -465,3 +465,81 @@ def test_the_operation_page_tells_unchanged_items_from_changed_ones(client, me):
     assert '<dd data-field="successful_items">3</dd>' in content
     assert '<dd data-field="unchanged_items">2</dd>' in content
     assert "3 (2 unchanged)" in client.get("/bulk-operations/").content.decode()
+
+
+# --- awaiting approval (SPEC §13) -------------------------------------------------------------
+
+
+@pytest.fixture
+def approver(client):
+    user = ApproverFactory()
+    client.force_login(user)
+    return user
+
+
+def awaiting(user=None, **fields):
+    return BulkOperationFactory(user=user or UserFactory(), items=["pending"] * 2, status="awaiting_approval", **fields)
+
+
+def test_the_awaiting_approval_page_lists_every_users_operations_with_buttons(client, approver):
+    theirs = awaiting(metadata={"description": "Spam cleanup"})
+    mine = awaiting(approver)
+    BulkOperationFactory(items=["pending"])  # pending: not awaiting
+    response = client.get("/bulk-operations/awaiting-approval/")
+    content = response.content.decode()
+    assert listed(response) == [str(theirs.pk), str(mine.pk)]  # oldest first
+    assert "2 operations awaiting approval" in content
+    assert "Reason: Spam cleanup" in content
+    assert content.count(">Approve</button>") == 1  # not on the approver's own
+    assert "yours: another person decides" in content
+    assert 'href="/bulk-operations/awaiting-approval/">Awaiting approval</a>' in content
+
+
+def test_the_awaiting_approval_page_is_for_approvers_only(client, me):
+    awaiting()
+    assert client.get("/bulk-operations/awaiting-approval/").status_code == 403
+    assert "Awaiting approval</a>" not in client.get("/bulk-operations/").content.decode()
+
+
+def test_approve_from_the_page_enqueues_it_once_and_says_so(client, approver):
+    op = awaiting()
+    form = hidden_inputs(client.get("/bulk-operations/awaiting-approval/"), "approve/")
+    response = client.post(f"/bulk-operations/{op.pk}/approve/", form, follow=True)
+    assert "Approved: it starts now." in response.content.decode()
+    again = client.post(f"/bulk-operations/{op.pk}/approve/", form, follow=True)
+    assert "Approved: it starts now." not in again.content.decode()  # the second submit did nothing
+    assert "not awaiting" not in again.content.decode()
+    op.refresh_from_db()
+    assert (op.status, op.approved_by) == ("pending", approver)
+    assert f"Approved by</dt><dd>{approver}," in client.get(f"/bulk-operations/{op.pk}/").content.decode()
+
+
+def test_reject_from_the_operation_page_needs_a_reason(client, approver):
+    op = awaiting()
+    page = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    assert "Waits for another person's approval — yours." in page
+    assert "Cancel operation" not in page  # not the approver's to cancel
+    form = hidden_inputs(client.get(f"/bulk-operations/{op.pk}/"), "reject/")
+    refused = client.post(f"/bulk-operations/{op.pk}/reject/", form, follow=True)
+    assert "Not rejected: this field is required. Say why: the creator sees it." in refused.content.decode()
+    done = client.post(f"/bulk-operations/{op.pk}/reject/", {**form, "reason": "Wrong tickets"}, follow=True)
+    assert "Rejected." in done.content.decode()
+    op.refresh_from_db()
+    assert (op.status, op.rejection_reason, op.skipped_items) == ("cancelled", "Wrong tickets", 2)
+    assert "Rejected</dt><dd>Wrong tickets</dd>" in done.content.decode()
+
+
+def test_the_creator_sees_it_waits_and_gets_no_buttons_but_cancel(client, me):
+    op = awaiting(me)
+    page = client.get(f"/bulk-operations/{op.pk}/").content.decode()
+    assert "Waits for another person's approval." in page
+    assert ">Approve</button>" not in page
+    assert "Cancel operation" in page
+    assert client.post(f"/bulk-operations/{op.pk}/approve/", follow=True).status_code == 200
+    op.refresh_from_db()
+    assert op.status == "awaiting_approval"
+
+
+def test_a_scheduled_operation_shows_when_it_starts(client, me):
+    op = BulkOperationFactory(user=me, items=["pending"], status="scheduled", run_at=timezone.now())
+    assert "<dt>Starts</dt>" in client.get(f"/bulk-operations/{op.pk}/").content.decode()

@@ -1,8 +1,10 @@
 """Ticket imports (SPEC §12): JSON rows and files, through a real worker."""
 
 import io
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from bulkops.models import BulkOperation
 from tickets.models import Ticket, TicketEvent
@@ -319,3 +321,16 @@ def test_an_atomic_import_writes_every_row_or_none(client_for):
     assert (status["status"], status["created_items"]) == ("failed", 0)
     assert [i["error_code"] for i in items] == ["ROLLED_BACK", "VALIDATION_ERROR"]
     assert sorted(Ticket.objects.values_list("external_id", flat=True)) == ["A", "B"]
+
+
+@pytest.mark.django_db
+def test_an_import_with_run_at_is_scheduled_and_writes_nothing_before_then(client_for):
+    agent = AgentFactory()
+    run_at = (timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+    response = upload(
+        client_for(agent), b"title,priority\r\nLater,high\r\n", action="create", run_at=run_at.isoformat()
+    )
+    assert response.status_code == 202, response.json()
+    status = client_for(agent).get(response.json()["links"]["self"]).json()
+    assert (status["status"], status["run_at"]) == ("scheduled", run_at.isoformat().replace("+00:00", "Z"))
+    assert not Ticket.objects.exists()

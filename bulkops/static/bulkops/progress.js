@@ -4,7 +4,7 @@
 // the live one. Without JavaScript the page refreshes itself instead.
 (function () {
   "use strict";
-  const root = document.querySelector("[data-operation]");
+  let root = document.querySelector("[data-operation]");
   if (!root) return;
   const FINAL = ["completed", "partial", "failed", "cancelled"];
   const POLL_MS = 2000;
@@ -53,6 +53,11 @@
     done = true;
     clearInterval(timer);
     if (socket) socket.close();
+    rerender();
+  }
+
+  // The page as the server renders it now: its buttons follow the status.
+  function rerender() {
     fetch(location.href, { credentials: "same-origin" })
       .then((response) => response.text())
       .then((html) => {
@@ -60,6 +65,7 @@
         const fresh = page.querySelector("[data-operation]");
         if (fresh) {
           root.replaceWith(fresh);
+          root = fresh;
           document.title = page.title;
         }
       })
@@ -95,6 +101,10 @@
       if (message.type === "operation_completed") {
         const { type, final_status: status, ...counts } = message;
         receive({ ...counts, status });
+      } else if (message.type === "status_changed") {
+        // Approved, rejected, or a scheduled one started: other buttons apply now.
+        receive(message);
+        if (!done) rerender();
       } else {
         receive(message);
       }
