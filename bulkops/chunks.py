@@ -241,23 +241,25 @@ def pending_positions(op, lo, hi, limit):
     return list(qs.order_by("position").values_list("position", flat=True)[:limit])
 
 
-def run_chunk(op, definition, ctx, lo, hi):
-    """One chunk, with the fallbacks: per-item savepoints after a failed write, one item per
-    transaction after repeated lock timeouts or deadlocks.
+def run_chunk(op, definition, ctx, lo, hi, *, limit=None):
+    """One chunk of at most `limit` items (default: the batch size), with the fallbacks:
+    per-item savepoints after a failed write, one item per transaction after repeated lock
+    timeouts or deadlocks.
 
     Returns the positions it took and the operation's status after it."""
+    limit = limit or op.batch_size
     try:
-        items, status = retrying(process_chunk, op, definition, ctx, lo, hi, limit=op.batch_size)
+        items, status = retrying(process_chunk, op, definition, ctx, lo, hi, limit=limit)
         return [item.position for item in items], status
     except WriteFailed:
-        positions = pending_positions(op, lo, hi, op.batch_size)
+        positions = pending_positions(op, lo, hi, limit)
         for start in range(0, len(positions), ISOLATED_CHUNK):
             group = positions[start : start + ISOLATED_CHUNK]
             retrying(process_chunk, op, definition, ctx, lo, hi, limit=len(group), positions=group, write=SAVEPOINT)
     except DatabaseError as exc:
         if errors.sqlstate(exc) not in errors.TRANSIENT:
             raise
-        positions = pending_positions(op, lo, hi, op.batch_size)
+        positions = pending_positions(op, lo, hi, limit)
         for position in positions:
             run_single_item(op, definition, ctx, position)
     return positions, current_status(op)

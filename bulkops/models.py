@@ -12,13 +12,14 @@ class Status(models.TextChoices):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     CANCELLING = "cancelling"
+    PAUSED = "paused"
     COMPLETED = "completed"
     PARTIAL = "partial"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-ACTIVE = (Status.PENDING, Status.IN_PROGRESS, Status.CANCELLING)
+ACTIVE = (Status.PENDING, Status.IN_PROGRESS, Status.CANCELLING, Status.PAUSED)
 FINISHED = (Status.COMPLETED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
 
 
@@ -68,6 +69,8 @@ class BulkOperation(models.Model):
     unchanged_items = models.PositiveIntegerField(default=0)
     batch_size = models.PositiveIntegerField(default=50)
     slices = models.PositiveIntegerField(default=1)
+    # The operation's own rate limit, across all its slices and workers (bulkops/pacing.py).
+    max_items_per_second = models.PositiveIntegerField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True, default="")
     reverts = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reverted_by")
@@ -80,6 +83,7 @@ class BulkOperation(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
 
     objects = BulkOperationQuerySet.as_manager()
 

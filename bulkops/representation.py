@@ -103,7 +103,7 @@ class SummarySerializer(FieldSelectionMixin, serializers.ModelSerializer):
             "operation_id", "user", "resource_type", "operation_type", "mode", "execution", "dry_run", "status",
             "total_items", "processed_items", "successful_items", "unchanged_items", "failed_items", "skipped_items",
             "progress_percentage", "success_rate", "created_at", "started_at", "completed_at", "cancelled_at",
-            "duration_seconds", "reverts", "retry_of",
+            "duration_seconds", "reverts", "retry_of", "max_items_per_second", "paused_at",
         ]  # fmt: skip
 
 

@@ -35,6 +35,7 @@ class Request:
     mode: str = Mode.PARTIAL
     execution: str = Execution.ASYNC
     batch_size: int = 50
+    max_items_per_second: int | None = None
     dry_run: bool = False
     callback_url: str = ""
     reverts: BulkOperation | None = None
@@ -138,6 +139,7 @@ def create_operation(user, request, *, total_items, idempotency_key=None, body_f
         dry_run=request.dry_run,
         total_items=total_items,
         batch_size=request.batch_size,
+        max_items_per_second=request.max_items_per_second,
         slices=1 if sync or request.mode == Mode.ATOMIC else slice_count(total_items),
         idempotency_key=idempotency_key or None,
         fingerprint=body_fingerprint,
@@ -186,14 +188,16 @@ def get_operation(user, op_id):
 
 
 def cancel_operation(user, op_id):
-    """pending ⇒ cancelled at once; running ⇒ cancelling (workers stop at the next chunk)."""
+    """pending or paused ⇒ cancelled at once; running ⇒ cancelling (workers stop at the next chunk)."""
     with transaction.atomic():
         op = BulkOperation.objects.visible_to(user).select_for_update().filter(pk=op_id).first()
         if op is None:
             raise errors.NotFound("Bulk operation not found")
         if op.is_finished:
             raise errors.Conflict(f"Operation already {op.status}")
-        was_pending = op.status == Status.PENDING
+        # Nothing runs a paused operation, but a slice may still be ending its last chunk:
+        # skip_pending waits for that chunk's item locks, then skips what is still pending.
+        was_pending = op.status in (Status.PENDING, Status.PAUSED)
         if op.status != Status.CANCELLING:
             op.status, op.cancelled_at = Status.CANCELLING, timezone.now()
             op.save(update_fields=["status", "cancelled_at"])

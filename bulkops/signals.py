@@ -10,3 +10,4 @@ from django.dispatch import Signal
 chunk_committed = Signal()
 # The operation reached its final status, and that status is committed: `op`.
 operation_finished = Signal()
+status_changed = Signal()  # sent with op=<BulkOperation> after the change commits

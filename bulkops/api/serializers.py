@@ -60,6 +60,13 @@ class CreateOperationSerializer(OptionsSerializer):
     execution = serializers.ChoiceField(choices=Execution.choices, default=Execution.ASYNC)
     batch_size = StrictIntegerField(min_value=1, max_value=conf.MAX_BATCH_SIZE, required=False)
     dry_run = StrictBooleanField(default=False)
+    max_items_per_second = StrictIntegerField(
+        min_value=1,
+        max_value=conf.MAX_ITEMS_PER_SECOND,
+        required=False,
+        allow_null=True,
+        help_text="Throttle: at most this many items per second for the whole operation (async, partial mode)",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,6 +102,7 @@ class CreateOperationSerializer(OptionsSerializer):
         data = definition.data_serializer(data=attrs.get("operation_data", {}), context={"viewer": viewer})
         if not data.is_valid():
             raise serializers.ValidationError({"operation_data": data.errors})
+        check_throttle(attrs)
         ids = self.selection(attrs, resource, definition)
         if attrs["execution"] == Execution.SYNC and len(ids) > conf.MAX_SYNC_ITEMS:
             raise serializers.ValidationError(
@@ -111,6 +119,7 @@ class CreateOperationSerializer(OptionsSerializer):
             batch_size=attrs.get("batch_size", conf.DEFAULT_BATCH_SIZE),
             dry_run=attrs["dry_run"],
             callback_url=attrs.get("callback_url", ""),
+            max_items_per_second=attrs.get("max_items_per_second"),
         )
 
     def resource_of(self, attrs):
@@ -156,6 +165,23 @@ class CreateOperationSerializer(OptionsSerializer):
         if len(ids) > limit:
             raise serializers.ValidationError({"filter": [f"The filter matches more than {limit} records."]})
         return ids
+
+
+def check_throttle(attrs):
+    """A throttle paces chunks in worker jobs: a sync operation runs inside its request and an
+    atomic one in a single transaction, where waiting would only hold the request or the locks."""
+    if attrs.get("max_items_per_second") is None:
+        return
+    if attrs["execution"] == Execution.SYNC or attrs["mode"] == Mode.ATOMIC:
+        raise serializers.ValidationError({"max_items_per_second": ["Only async partial operations can be throttled."]})
+
+
+class RateSerializer(StrictSerializer):
+    """`PATCH …/{id}/`: change a running operation's throttle (null: no throttle)."""
+
+    max_items_per_second = StrictIntegerField(
+        min_value=1, max_value=conf.MAX_ITEMS_PER_SECOND, allow_null=True, help_text="null removes the throttle"
+    )
 
 
 def is_internal(definition):
