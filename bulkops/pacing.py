@@ -56,25 +56,26 @@ class Pace:
 
     def __init__(self, op_id, seconds):
         self.op_id = op_id
+        self.seconds = seconds
         self.deadline = time.monotonic() + seconds
-
-    def remaining(self):
-        return self.deadline - time.monotonic()
+        self.first = True
 
     def next_chunk(self, size):
         """The size of the slice's next chunk (at most `size`), once the operation's tokens for
-        it are there; 0 when the slice should continue from the back of the queue instead: its
-        time is up, or the tokens are further off than the time it has left."""
-        if self.remaining() <= 0:
+        it are there; 0 when the slice should go on from the back of the queue instead: its
+        time is up, or the tokens are further off than the time it has left. The first chunk
+        of a turn always runs (tokens permitting), so every turn makes progress."""
+        left = max(0, self.deadline - time.monotonic())
+        if not left and not self.first:
             return 0
         rate = BulkOperation.objects.filter(pk=self.op_id).values_list("max_items_per_second", flat=True).first()
-        if rate is None:
-            return size
-        size = chunk_limit(rate, size)
-        wait = take(self.op_id, rate, size, longest=self.remaining())
-        if wait < 0:
-            return 0
-        time.sleep(wait)
+        if rate is not None:
+            size = chunk_limit(rate, size)
+            wait = take(self.op_id, rate, size, longest=left)
+            if wait < 0:
+                return 0
+            time.sleep(wait)
+        self.first = False
         return size
 
 

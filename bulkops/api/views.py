@@ -237,9 +237,9 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         "the next chunk. 409 once it has finished.",
     )
     def partial_update(self, request, pk=None):
+        op_id = self.get_object().pk  # another user's operation: 404 whatever the body
         body = RateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        op_id = self.get_object().pk
         return self.status_body(control.set_rate(request.user, op_id, body.validated_data["max_items_per_second"]))
 
     @extend_schema(
