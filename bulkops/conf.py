@@ -18,7 +18,6 @@ DEFAULTS = {
     "STALE_AFTER": 60,  # seconds
     # Fair share: a slice job works at most this long, then continues at the back of the queue.
     "SLICE_SECONDS": 2,
-    "MAX_ITEMS_PER_SECOND": 100_000,  # the highest throttle an operation may ask for
     "LOCK_TIMEOUT_MS": 5_000,
     "PROGRESS_INTERVAL_MS": 250,
     "RETENTION_DAYS": 30,

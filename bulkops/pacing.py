@@ -16,6 +16,7 @@ from . import conf
 from .models import BulkOperation
 
 QUEUE = "bulkops"
+MAX_RATE = 100_000  # items per second: the highest throttle an operation may ask for (SPEC §13)
 # A throttled chunk is at most this many seconds' worth of the rate: small enough that any
 # 5 s window sees the rate within a few per cent, large enough not to cost a round trip per item.
 CHUNK_SECONDS = 0.25

@@ -4,7 +4,7 @@ import json
 
 from rest_framework import serializers
 
-from .. import conf, errors, followups, registry, webhooks
+from .. import conf, errors, followups, pacing, registry, webhooks
 from ..models import Execution, Mode
 from ..operations import StrictSerializer
 from ..services import Request
@@ -62,7 +62,7 @@ class CreateOperationSerializer(OptionsSerializer):
     dry_run = StrictBooleanField(default=False)
     max_items_per_second = StrictIntegerField(
         min_value=1,
-        max_value=conf.MAX_ITEMS_PER_SECOND,
+        max_value=pacing.MAX_RATE,
         required=False,
         allow_null=True,
         help_text="Throttle: at most this many items per second for the whole operation (async, partial mode)",
@@ -180,7 +180,7 @@ class RateSerializer(StrictSerializer):
     """`PATCH …/{id}/`: change a running operation's throttle (null: no throttle)."""
 
     max_items_per_second = StrictIntegerField(
-        min_value=1, max_value=conf.MAX_ITEMS_PER_SECOND, allow_null=True, help_text="null removes the throttle"
+        min_value=1, max_value=pacing.MAX_RATE, allow_null=True, help_text="null removes the throttle"
     )
 
 
