@@ -72,15 +72,19 @@ def resume_operation(user, op_id):
     return op
 
 
-def set_rate(user, op_id, rate):
-    """Throttle (or, with None, unthrottle) an operation; its slices read the rate before each
-    chunk (bulkops/pacing.py), so it applies from the next chunk."""
+def change_operation(user, op_id, **changes):
+    """What `PATCH …/{id}/` may change on an unfinished operation: its throttle
+    (`max_items_per_second`, None for none). Its slices read the rate before each chunk
+    (bulkops/pacing.py), so a change applies from the next chunk. No change given: the
+    operation as it is."""
     with transaction.atomic():
         op = locked(user, op_id)
         if op.is_finished:
             raise errors.Conflict(f"Operation already {op.status}")
-        check_controllable(op, "throttled")
-        op.max_items_per_second = rate
-        op.save(update_fields=["max_items_per_second"])
-        log.info("operation throttled", extra={"operation_id": str(op.pk), "user_id": user.pk, "rate": rate})
+        if changes:
+            check_controllable(op, "throttled")
+            for name, value in changes.items():
+                setattr(op, name, value)
+            op.save(update_fields=list(changes))
+            log.info("operation changed", extra={"operation_id": str(op.pk), "user_id": user.pk, **changes})
     return op

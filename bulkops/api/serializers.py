@@ -177,10 +177,10 @@ def check_throttle(attrs):
 
 
 class RateSerializer(StrictSerializer):
-    """`PATCH …/{id}/`: change a running operation's throttle (null: no throttle)."""
+    """`PATCH …/{id}/`: change a running operation's throttle (null: no throttle; absent: unchanged)."""
 
     max_items_per_second = StrictIntegerField(
-        min_value=1, max_value=pacing.MAX_RATE, allow_null=True, help_text="null removes the throttle"
+        min_value=1, max_value=pacing.MAX_RATE, required=False, allow_null=True, help_text="null removes the throttle"
     )
 
 

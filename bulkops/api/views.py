@@ -240,7 +240,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
         op_id = self.get_object().pk  # another user's operation: 404 whatever the body
         body = RateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return self.status_body(control.set_rate(request.user, op_id, body.validated_data["max_items_per_second"]))
+        return self.status_body(control.change_operation(request.user, op_id, **body.validated_data))
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, description="pending, succeeded, failed, skipped")],

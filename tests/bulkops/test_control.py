@@ -285,13 +285,20 @@ def test_patch_changes_the_throttle_of_a_running_operation_and_answers_with_the_
 
 
 @pytest.mark.parametrize(
-    "body", [{"max_items_per_second": 0}, {"max_items_per_second": "5"}, {}, {"max_items_per_second": 5, "x": 1}]
+    "body",
+    [{"max_items_per_second": 0}, {"max_items_per_second": "5"}, {"max_items_per_second": 5, "x": 1}, [5], "5"],
 )
 def test_patch_with_a_bad_body_is_refused_and_changes_nothing(client, body):
     op = create(client, max_items_per_second=7)
     response = client.patch(f"{ANY}{op.pk}/", body, format="json")
     assert (response.status_code, error_code(response)) == (400, "VALIDATION_ERROR")
     assert BulkOperation.objects.get(pk=op.pk).max_items_per_second == 7
+
+
+def test_patch_without_a_change_answers_with_the_operation_as_it_is(client):
+    op = create(client, max_items_per_second=7)
+    response = client.patch(f"{ANY}{op.pk}/", {}, format="json")
+    assert (response.status_code, response.json()["max_items_per_second"]) == (200, 7)
 
 
 def test_patch_of_a_finished_operation_is_a_conflict(client):

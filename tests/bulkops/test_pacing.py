@@ -70,9 +70,9 @@ def test_a_throttle_changed_mid_run_applies_from_the_next_chunk():
 
     def rethrottle(sender, op, **signal):
         if len(sizes) == 1:
-            control.set_rate(agent, op.pk, 8)  # 2 items per chunk
+            control.change_operation(agent, op.pk, max_items_per_second=8)  # 2 items per chunk
         elif len(sizes) == 4:
-            control.set_rate(agent, op.pk, None)
+            control.change_operation(agent, op.pk, max_items_per_second=None)
 
     signals.chunk_committed.connect(rethrottle, weak=False)
     try:
