@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--runs N] [--write-docs] [--profile DIR]` (also `make bench`)."""
+"""`python -m bench [--quick] [--runs N] [--write-docs] [--profile DIR] [--control]` (also `make bench`)."""
 
 import argparse
 import dataclasses
@@ -13,6 +13,8 @@ from .stack import ROOT, Stack, environment, recreate_database
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+# The control figures (fair share, throttle: bench/control.py) have a section of their own.
+CONTROL_START, CONTROL_END = "<!-- bench:control:start -->", "<!-- bench:control:end -->"
 
 
 def log(message):
@@ -29,6 +31,9 @@ def arguments():
     parser.add_argument("--keep-db", action="store_true", help="leave the database behind for inspection")
     parser.add_argument("--write-docs", action="store_true", help=f"put the table into {DOCS.relative_to(ROOT)}")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the first worker during the largest operation")
+    parser.add_argument(
+        "--control", action="store_true", help="measure fair share and throttle (bench/control.py) instead"
+    )
     return parser.parse_args()
 
 
@@ -57,11 +62,13 @@ def versions():
     return pg, redis
 
 
-def write_docs(text):
-    current = DOCS.read_text() if DOCS.exists() else f"{START}\n{END}\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    DOCS.write_text(pattern.sub(lambda _: f"{START}\n{text}\n{END}", current))
-    log(f"bench: table written to {DOCS}")
+def write_docs(text, start=START, end=END):
+    current = DOCS.read_text() if DOCS.exists() else ""
+    if start not in current:
+        current += f"\n{start}\n{end}\n"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    DOCS.write_text(pattern.sub(lambda _: f"{start}\n{text}\n{end}", current))
+    log(f"bench: figures written to {DOCS}")
 
 
 def main():
@@ -73,7 +80,7 @@ def main():
     setup_django(args)
     stack = Stack(args.db_name, args.redis_db, keep_db=args.keep_db)
     try:
-        return run(stack, sizes, args)
+        return (run_control if args.control else run)(stack, sizes, args)
     finally:
         stack.close()
         log(f"bench: stopped everything; process logs in {stack.logs}")
@@ -120,6 +127,21 @@ def run(stack, sizes, args):
     if args.write_docs:
         write_docs(text)
     return 1 if bench.results.get("errors") else 0
+
+
+def run_control(stack, sizes, args):
+    import django_rq
+
+    from .control import run_control as measure
+
+    django_rq.get_connection("bulkops").flushdb()
+    log(f"bench: migrating {args.db_name} …")
+    stack.migrate()
+    text = measure(stack, sizes, log)
+    print(text)
+    if args.write_docs:
+        write_docs(text, CONTROL_START, CONTROL_END)
+    return 0
 
 
 if __name__ == "__main__":
