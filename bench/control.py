@@ -81,7 +81,7 @@ def fair_share(stack, agent, other, large, small, runs, slice_seconds):
         waits.append((done.completed_at - done.created_at).total_seconds())
         if fresh(big).is_finished:
             break
-    share = fresh(big).processed_items / len(large)
+    share = fresh(big).processed_items / len(large)  # when the last small one finished
     wait_until(lambda: fresh(big).is_finished, timeout=1200, interval=0.5)
     return {"waits": waits, "large_done_meanwhile": share}
 
@@ -131,7 +131,7 @@ def report(large_items, runs, results, throttle_result):
         f"**Fair share**: another user's {SMALL_ITEMS}-item operation, created while a {large_items:,}-item "
         "operation runs on two workers; seconds from its creation to its completion (target < 5 s).",
         "",
-        "| slices | small operation: median (min–max) | runs | large operation done meanwhile |",
+        "| slices | small operation: median (min–max) | runs | large operation's progress by then |",
         "|---|---|---|---|",
     ]
     for label, result in results.items():
