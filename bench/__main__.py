@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--runs N] [--write-docs] [--profile DIR]` (also `make bench`)."""
+"""`python -m bench [--quick] [--runs N] [--write-docs] [--profile DIR] [--control]` (also `make bench`)."""
 
 import argparse
 import dataclasses
@@ -34,6 +34,9 @@ def arguments():
     parser.add_argument("--keep-db", action="store_true", help="leave the database behind for inspection")
     parser.add_argument("--write-docs", action="store_true", help=f"put the table into {DOCS.relative_to(ROOT)}")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the first worker during the largest operation")
+    parser.add_argument(
+        "--control", action="store_true", help="measure fair share and throttle (bench/control.py) instead"
+    )
     return parser.parse_args()
 
 
@@ -63,7 +66,7 @@ def versions():
 
 
 def write_docs(text, marker):
-    """Between `<!-- {marker}:start -->` and `<!-- {marker}:end -->` (the full and --million tables)."""
+    """Between `<!-- {marker}:start -->` and `<!-- {marker}:end -->` (the full, --million and --control figures)."""
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     current = DOCS.read_text() if DOCS.exists() else ""
     if start not in current:
@@ -82,7 +85,7 @@ def main():
     setup_django(args)
     stack = Stack(args.db_name, args.redis_db, keep_db=args.keep_db)
     try:
-        return run(stack, sizes, args)
+        return (run_control if args.control else run)(stack, sizes, args)
     finally:
         stack.close()
         log(f"bench: stopped everything; process logs in {stack.logs}")
@@ -137,6 +140,21 @@ def run(stack, sizes, args):
     if args.write_docs:
         write_docs(text, "bench-million" if args.million else "bench")
     return 1 if bench.results.get("errors") else 0
+
+
+def run_control(stack, sizes, args):
+    import django_rq
+
+    from .control import run_control as measure
+
+    django_rq.get_connection("bulkops").flushdb()
+    log(f"bench: migrating {args.db_name} …")
+    stack.migrate()
+    text = measure(stack, sizes, log)
+    print(text)
+    if args.write_docs:
+        write_docs(text, "bench:control")  # a section of its own
+    return 0
 
 
 if __name__ == "__main__":

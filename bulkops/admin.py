@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import errors, registry, services
+from . import control, errors, registry, services
 from .forms import OperationForm, snapshot_ids
 from .models import APPROVE_PERMISSION, BulkOperation, BulkOperationItem, Status
 from .service_admin import ReadOnlyAdmin
@@ -204,9 +204,38 @@ def reject_operations(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/bulkops/reject_form.html", context)
 
 
+def control_action(name, service, verb, done):
+    """An admin action that pauses or resumes the selected operations, each under its own lock
+    (control.py); those it cannot (finished, or not in a state for it) are counted, not changed."""
+
+    @admin.action(
+        description=f"{verb} this operation",
+        description_plural=f"{verb} selected operations",
+        location=[admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM],
+    )
+    def action(modeladmin, request, queryset):
+        changed = 0
+        for op_id in queryset.values_list("pk", flat=True):
+            try:
+                service(request.user, op_id)
+            except errors.ItemError:
+                continue
+            changed += 1
+        modeladmin.message_user(request, f"{done} {changed} operation{'s' * (changed != 1)}.")
+        if skipped := queryset.count() - changed:
+            modeladmin.message_user(request, f"{skipped} could not be {done.lower()}.", messages.WARNING)
+
+    action.__name__ = name
+    return action
+
+
+pause_operations = control_action("pause_operations", control.pause_operation, "Pause", "Paused")
+resume_operations = control_action("resume_operations", control.resume_operation, "Resume", "Resumed")
+
+
 @admin.register(BulkOperation)
 class BulkOperationAdmin(ReadOnlyAdmin):
-    """Read-only: operations change only through the engine (cancel is an action). Never
+    """Read-only: operations change only through the engine (cancel, pause, resume are actions). Never
     deleted here either: that would collect every item in Python; old operations go with
     cleanup_bulk_operations."""
 
@@ -218,7 +247,7 @@ class BulkOperationAdmin(ReadOnlyAdmin):
     list_select_related = ["user"]
     search_fields = ["user__username", "operation_type"]
     date_hierarchy = "created_at"
-    actions = [cancel_operations, approve_operations, reject_operations]
+    actions = [cancel_operations, pause_operations, resume_operations, approve_operations, reject_operations]
     inlines = [ItemInline]
     readonly_fields = ["pages"]
 

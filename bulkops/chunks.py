@@ -286,14 +286,14 @@ def pending_positions(op, lo, hi, limit):
     return list(qs.order_by("position").values_list("position", flat=True)[:limit])
 
 
-def run_chunk(op, definition, ctx, lo, hi, sizer=None):
-    """One chunk of `sizer.limit` items (default: the operation's first chunk size), with the
-    fallbacks: per-item savepoints after a failed write, one item per transaction after
-    repeated lock timeouts or deadlocks.
+def run_chunk(op, definition, ctx, lo, hi, sizer=None, *, limit=None):
+    """One chunk of at most `limit` items (default: what `sizer` — or, without one, the
+    operation's first chunk — takes), with the fallbacks: per-item savepoints after a failed
+    write, one item per transaction after repeated lock timeouts or deadlocks.
 
     Returns the positions it took and the operation's status after it."""
     sizer = sizer or ChunkSizer(op.batch_size)
-    limit = sizer.limit
+    limit = limit or sizer.limit
     try:
         items, status = retrying(process_chunk, op, definition, ctx, lo, hi, limit=limit, sizer=sizer)
         return [item.position for item in items], status

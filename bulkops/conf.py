@@ -19,6 +19,8 @@ DEFAULTS = {
     "SLICE_MIN_ITEMS": 5_000,
     "MAX_SLICES": 4,
     "STALE_AFTER": 60,  # seconds
+    # Fair share: a slice job works at most this long, then continues at the back of the queue.
+    "SLICE_SECONDS": 2,
     "LOCK_TIMEOUT_MS": 5_000,
     "PROGRESS_INTERVAL_MS": 250,
     "RETENTION_DAYS": 30,

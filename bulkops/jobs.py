@@ -9,7 +9,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 
-from . import conf, retention, runner
+from . import conf, pacing, retention, runner
 from .models import BulkOperation, Execution, Status
 
 log = logging.getLogger("bulkops")
@@ -23,13 +23,25 @@ def queue():
     return django_rq.get_queue(QUEUE)
 
 
-def job_id(op_id, number):
-    return f"bulkop-{op_id}-{number}"
+def job_id(op_id, number, generation=0):
+    """A slice's job id. A slice that continues (fair share) or is enqueued again (recovery,
+    resume) gets the next generation: a job cannot re-enqueue its own id while it runs, and a
+    job rq will not run may still be finishing its last chunk — it is never deleted under it."""
+    return f"bulkop-{op_id}-{number}" + (f"-g{generation}" if generation else "")
 
 
-def run_slice(op_id, number):
+def generations_key(op_id):
+    """A Redis hash: slice number ⇒ the generation of its current job (absent: 0). Lost with
+    Redis, like the jobs it names: then every slice is at generation 0 and has no job."""
+    return f"bulkops:slices:{op_id}"
+
+
+def run_slice(op_id, number, cursor=None, taking_over=False):
     try:
-        runner.run_slice(op_id, number)
+        pace = pacing.Pace(op_id, conf.SLICE_SECONDS)
+        stopped = runner.run_slice(op_id, number, pace=pace, cursor=cursor, taking_over=taking_over)
+        if stopped is not None:
+            enqueue_slice(op_id, number, next_generation(op_id, number), stopped)
     finally:
         # Every slice job may sweep, so that recovery needs no particular worker class. After
         # the slice, not before: a sweep can take a while, and a pending operation whose job
@@ -37,23 +49,34 @@ def run_slice(op_id, number):
         sweep_if_due()
 
 
-def enqueue_slices(op_id, slices, *, pending=True, run_at=None):
-    """Enqueue each slice whose job rq will not run, under its fixed id: a duplicate enqueue
-    adds nothing. `pending`: whether the operation has not started yet (see `will_run`).
+def next_generation(op_id, number):
+    connection = queue().connection
+    key = generations_key(op_id)
+    with connection.pipeline() as pipe:
+        pipe.hincrby(key, number, 1)
+        pipe.expire(key, timedelta(days=conf.RETENTION_DAYS))
+        return pipe.execute()[0]
+
+
+def enqueue_slice(op_id, number, generation, continuation=None, run_at=None):
+    """Enqueue a slice job at the back of the queue; a continuation goes on where it stopped.
     `run_at`: a scheduled operation's time; until then its jobs wait in rq's scheduled
     registry, and rq's scheduler (in every worker) enqueues them when it comes."""
-    q = queue()
-    later = run_at is not None and run_at > timezone.now()
-    for number, job in dead_slices(slice_jobs([(op_id, slices)])[op_id], pending, overdue(run_at)):
-        if job is not None:
-            # Out of every registry first: else rq's cleanup of the dead one would later take
-            # the new job under this id for abandoned.
-            job.delete()
-        options = {"job_id": job_id(op_id, number), "failure_ttl": 86400}
-        if later:
-            q.enqueue_at(whole_second(run_at), run_slice, str(op_id), number, **options)
-        else:
-            q.enqueue(run_slice, str(op_id), number, **options)
+    where = {"cursor": continuation.cursor, "taking_over": continuation.taking_over} if continuation else {}
+    options = {**where, "job_id": job_id(op_id, number, generation), "failure_ttl": 86400}
+    if run_at is not None and run_at > timezone.now():
+        queue().enqueue_at(whole_second(run_at), run_slice, str(op_id), number, **options)
+    else:
+        queue().enqueue(run_slice, str(op_id), number, **options)
+
+
+def enqueue_slices(op_id, slices, *, pending=True, run_at=None):
+    """Enqueue each slice whose job rq will not run: under its current id if it has no job (a
+    duplicate enqueue adds nothing), else under the next generation's. `pending`: whether the
+    operation has not started yet (see `will_run`); `run_at`: see `enqueue_slice`."""
+    for number, (generation, job) in dead_slices(slice_jobs([(op_id, slices)])[op_id], pending, overdue(run_at)):
+        generation = generation if job is None else next_generation(op_id, number)
+        enqueue_slice(op_id, number, generation, run_at=run_at)
 
 
 def whole_second(when):
@@ -62,29 +85,41 @@ def whole_second(when):
     return when.replace(microsecond=0) + timedelta(seconds=1) if when.microsecond else when
 
 
-def enqueue_operation(op_id, slices, run_at=None):
-    """After the operation commits. If Redis fails here the request still succeeds: the
-    committed `pending` (or `scheduled`) operation is itself the outbox entry, and the next
-    sweep enqueues it."""
+def enqueue_operation(op_id, slices, run_at=None, *, pending=True):
+    """After the operation commits (or is approved, or resumes). If Redis fails here the request
+    still succeeds: the committed operation is itself the outbox entry, and a sweep enqueues it."""
     try:
-        enqueue_slices(op_id, slices, run_at=run_at)
+        enqueue_slices(op_id, slices, pending=pending, run_at=run_at)
     except RedisError as exc:
         log.warning("enqueue failed; the workers' sweep will enqueue it: %s", exc, extra={"operation_id": str(op_id)})
 
 
 def slice_jobs(operations):
-    """{operation id: [its slice jobs, None where rq has none]} for (id, slices) pairs, read in
-    one round trip however many operations a sweep looks at."""
+    """{operation id: [(generation, job) of each slice's current job, job None where rq has
+    none]} for (id, slices) pairs, read in two round trips (generations, then jobs) however
+    many operations a sweep looks at."""
     q = queue()
-    ids = [job_id(op_id, n) for op_id, slices in operations for n in range(slices)]
-    found = iter(Job.fetch_many(ids, connection=q.connection, serializer=q.serializer))
-    return {op_id: [next(found) for _ in range(slices)] for op_id, slices in operations}
+    with q.connection.pipeline(transaction=False) as pipe:
+        for op_id, _ in operations:
+            pipe.hgetall(generations_key(op_id))
+        generations = pipe.execute()
+    wanted = [
+        (op_id, n, int(current.get(str(n).encode(), 0)))
+        for (op_id, slices), current in zip(operations, generations, strict=True)
+        for n in range(slices)
+    ]
+    ids = [job_id(*slice_) for slice_ in wanted]
+    found = zip(wanted, Job.fetch_many(ids, connection=q.connection, serializer=q.serializer), strict=True)
+    jobs = {op_id: [] for op_id, _ in operations}
+    for (op_id, _, generation), job in found:
+        jobs[op_id].append((generation, job))
+    return jobs
 
 
 def dead_slices(jobs, pending, late=False):
-    """(number, job or None) of each slice whose job rq will not run."""
+    """(number, (generation, job or None)) of each slice whose job rq will not run."""
     cutoff = stale_cutoff()
-    return [(number, job) for number, job in enumerate(jobs) if not will_run(job, pending, cutoff, late)]
+    return [(number, slice_) for number, slice_ in enumerate(jobs) if not will_run(slice_[1], pending, cutoff, late)]
 
 
 def will_run(job, pending, cutoff, late=False):

@@ -14,6 +14,7 @@ class Status(models.TextChoices):
     AWAITING_APPROVAL = "awaiting_approval"
     IN_PROGRESS = "in_progress"
     CANCELLING = "cancelling"
+    PAUSED = "paused"
     COMPLETED = "completed"
     PARTIAL = "partial"
     FAILED = "failed"
@@ -21,7 +22,7 @@ class Status(models.TextChoices):
 
 
 # Counted by BULKOPS_MAX_ACTIVE_PER_USER: a scheduled operation holds nothing until its time.
-ACTIVE = (Status.PENDING, Status.AWAITING_APPROVAL, Status.IN_PROGRESS, Status.CANCELLING)
+ACTIVE = (Status.PENDING, Status.AWAITING_APPROVAL, Status.IN_PROGRESS, Status.CANCELLING, Status.PAUSED)
 # Not started yet: a cancel skips every item at once.
 WAITING = (Status.PENDING, Status.SCHEDULED, Status.AWAITING_APPROVAL)
 APPROVE_PERMISSION = "bulkops.approve_bulkoperation"
@@ -89,6 +90,8 @@ class BulkOperation(models.Model):
     # Null: the request named none, and the engine sizes each chunk (bulkops.sizing).
     batch_size = models.PositiveIntegerField(null=True, blank=True, default=None)
     slices = models.PositiveIntegerField(default=1)
+    # The operation's own rate limit, across all its slices and workers (bulkops/pacing.py).
+    max_items_per_second = models.PositiveIntegerField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True, default="")
     reverts = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reverted_by")
@@ -108,6 +111,7 @@ class BulkOperation(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
 
     objects = BulkOperationQuerySet.as_manager()
 

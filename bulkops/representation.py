@@ -120,6 +120,7 @@ class SummarySerializer(FieldSelectionMixin, serializers.ModelSerializer):
             "total_items", "processed_items", "successful_items", "unchanged_items", "created_items", "updated_items",
             "failed_items", "skipped_items", "progress_percentage", "success_rate", "created_at", "run_at", "started_at",
             "completed_at", "cancelled_at", "duration_seconds", "reverts", "retry_of", "approved_by", "approved_at",
+            "max_items_per_second", "paused_at",
         ]  # fmt: skip
 
 

@@ -4,6 +4,7 @@ cancel, atomic mode, and the final status (bulkops/chunks.py does one chunk)."""
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Count, F, Q
@@ -56,12 +57,16 @@ def announce(op):
     transaction.on_commit(lambda: signals.status_changed.send(BulkOperation, op=op))
 
 
-def run_slice(op_id, number):
+def run_slice(op_id, number, *, pace=None, cursor=None, taking_over=False):
     """Process slice `number` of an operation chunk by chunk, then take over what its siblings
-    left pending; the last slice to finish finalises."""
+    left pending; the last slice to finish finalises.
+
+    `pace` (bulkops/pacing.py) ends the slice when its time is up or its tokens are far off:
+    it then returns where to go on (a `Continuation`), and finalises nothing. A continuation
+    passes `cursor` and `taking_over` back in."""
     op = start(op_id)
     if op is None:
-        return
+        return None
     definition = registry.get(op.resource_type, op.operation_type)
     ctx = context_for(op)
     if op.mode == Mode.ATOMIC:
@@ -70,25 +75,44 @@ def run_slice(op_id, number):
         else:
             run_atomic(op, definition, ctx)
     else:
-        lo, hi = slice_bounds(op, number)
-        status, _ = run_range(op, definition, ctx, lo, hi, op.status)
+        status = op.status
+        if not taking_over:
+            lo, hi = slice_bounds(op, number)
+            status, _, stopped = run_range(op, definition, ctx, lo if cursor is None else cursor, hi, status, pace)
+            if stopped is not None:
+                return Continuation(stopped, taking_over=False)
+            cursor = 0
         if op.execution != Execution.SYNC:  # a sync operation is one slice, run here: no sibling left anything
-            status = take_over(op, definition, ctx, status)
+            status, stopped = take_over(op, definition, ctx, status, pace, cursor or 0)
+            if stopped is not None:
+                return Continuation(stopped, taking_over=True)
         if status == Status.CANCELLING:
             skip_pending(op, 0, op.total_items)
     finalize(op.pk)
+    return None
 
 
-def run_range(op, definition, ctx, lo, hi, status):
+@dataclass(frozen=True)
+class Continuation:
+    """Where a slice whose pace ended it goes on: from `cursor`, in its own range or taking over."""
+
+    cursor: int
+    taking_over: bool
+
+
+def run_range(op, definition, ctx, lo, hi, status, pace=None):
     """Chunk after chunk over the pending items of positions [lo, hi) while the operation is in
-    progress. Returns the operation's status and whether any item was taken."""
+    progress. Returns the operation's status, whether any item was taken, and the position to
+    go on from if the pace ended it first (else None)."""
     cursor, taken, sizer = lo, False, ChunkSizer(op.batch_size)
     while status == Status.IN_PROGRESS:
+        limit = pace.next_chunk(sizer.limit) if pace else sizer.limit
+        if not limit:
+            return status, taken, cursor
         started = time.monotonic()
         # From the cursor, not from `lo`: each claim reads ~batch_size index entries
         # instead of stepping over every item done so far.
-        limit = sizer.limit
-        positions, status = run_chunk(op, definition, ctx, cursor, hi, sizer)
+        positions, status = run_chunk(op, definition, ctx, cursor, hi, sizer, limit=limit)
         if not positions:
             break
         taken, cursor = True, positions[-1] + 1
@@ -100,20 +124,24 @@ def run_range(op, definition, ctx, lo, hi, status):
         signals.chunk_committed.send(BulkOperation, op=op, seconds=seconds, last_position=positions[-1])
         if len(positions) < limit or cursor >= hi:
             break  # the range is done (or another slice holds the rest): spare an empty claim
-    return status, taken
+    return status, taken, None
 
 
-def take_over(op, definition, ctx, status):
+def take_over(op, definition, ctx, status, pace=None, cursor=0):
     """Work stealing: take the items other slices left pending (a killed worker's slice, the
     rest of a slower or still queued one) instead of waiting for them or for recovery.
 
     Claims skip the items a live slice holds, so each pass over the whole operation takes only
     what nobody holds; the first pass that takes nothing ends it. What a live slice holds then,
-    it finishes itself (and should it die too, recovery resumes the operation)."""
+    it finishes itself (and should it die too, recovery resumes the operation). Returns the
+    status, and where to go on if the pace ended it first (else None)."""
     taken = True
     while status == Status.IN_PROGRESS and taken:
-        status, taken = run_range(op, definition, ctx, 0, op.total_items, status)
-    return status
+        status, taken, stopped = run_range(op, definition, ctx, cursor, op.total_items, status, pace)
+        if stopped is not None:
+            return status, stopped
+        cursor = 0
+    return status, None
 
 
 def skip_pending(op, lo, hi, code=errors.CANCELLED, message="Operation cancelled"):

@@ -36,6 +36,7 @@ class Request:
     mode: str = Mode.PARTIAL
     execution: str = Execution.ASYNC
     batch_size: int | None = 50  # None: the engine sizes the chunks (bulkops.sizing)
+    max_items_per_second: int | None = None
     dry_run: bool = False
     callback_url: str = ""
     reverts: BulkOperation | None = None
@@ -222,6 +223,7 @@ def create_operation(user, request, *, total_items, idempotency_key=None, body_f
         dry_run=request.dry_run,
         total_items=total_items,
         batch_size=request.batch_size,
+        max_items_per_second=request.max_items_per_second,
         slices=slices_for(request.execution, request.mode, total_items),
         idempotency_key=idempotency_key or None,
         fingerprint=body_fingerprint,
@@ -299,16 +301,18 @@ def get_operation(user, op_id):
 
 
 def cancel_operation(user, op_id):
-    """Not started yet (pending, scheduled, awaiting approval) ⇒ cancelled at once; running ⇒
-    cancelling (workers stop at the next chunk). A scheduled operation's job then finds
-    nothing to start (runner.start)."""
+    """Not started yet (pending, scheduled, awaiting approval) or paused ⇒ cancelled at once;
+    running ⇒ cancelling (workers stop at the next chunk). A scheduled operation's job then
+    finds nothing to start (runner.start)."""
     with transaction.atomic():
         op = BulkOperation.objects.owned_by(user).select_for_update().filter(pk=op_id).first()
         if op is None:
             raise errors.NotFound("Bulk operation not found")
         if op.is_finished:
             raise errors.Conflict(f"Operation already {op.status}")
-        was_pending = op.status in WAITING
+        # Nothing runs a paused operation, but a slice may still be ending its last chunk:
+        # skip_pending waits for that chunk's item locks, then skips what is still pending.
+        was_pending = op.status in (*WAITING, Status.PAUSED)
         if op.status != Status.CANCELLING:
             op.status, op.cancelled_at = Status.CANCELLING, timezone.now()
             op.save(update_fields=["status", "cancelled_at"])

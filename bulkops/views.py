@@ -1,6 +1,6 @@
 """The pages: the history of operations, and one operation's live progress with its buttons.
 
-Thin on purpose: who sees what, cancel, revert and retry are the services' (as for the API);
+Thin on purpose: who sees what, cancel, pause, resume, revert and retry are the services' (as for the API);
 another user's or an unknown operation is a 404 here as everywhere.
 """
 
@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import conf, errors, followups, imports, labels, registry, services
+from . import conf, control, errors, followups, imports, labels, registry, services
 from .filtersets import BulkOperationFilterSet
 from .forms import (
     DATA,
@@ -30,7 +30,7 @@ from .forms import (
     menu,
     page_filters,
 )
-from .models import APPROVE_PERMISSION, BulkOperation, ItemStatus, Status
+from .models import APPROVE_PERMISSION, BulkOperation, Execution, ItemStatus, Mode, Status
 from .representation import MAX_ERRORS, operation_links
 
 RESUBMITTED = "This form was submitted before: this is the operation it started; nothing new was started."
@@ -128,6 +128,10 @@ def retry_choices(op):
     return followups.retry_choices(op)
 
 
+def pausable(op):
+    return op.status in control.PAUSABLE and op.execution == Execution.ASYNC and op.mode == Mode.PARTIAL
+
+
 @login_required
 def operation_detail(request, op_id):
     visible = BulkOperation.objects.visible_to(request.user).select_related(
@@ -144,7 +148,7 @@ def operation_detail(request, op_id):
         "eta": eta_text(op),
         "links": operation_links(request, op),
         "status_url": reverse("bulk-operation-detail", kwargs={"pk": op.pk}),
-        "refresh_seconds": None if op.is_finished else REFRESH_SECONDS,
+        "refresh_seconds": None if op.is_finished or op.status == Status.PAUSED else REFRESH_SECONDS,
         "can_revert": revertible(op),
         "revert_of": original,
         # From a preview that would restore something, of an operation not reverted since.
@@ -155,6 +159,8 @@ def operation_detail(request, op_id):
         "review": review_forms(request.user, op),
         "forms": {
             "cancel": OnceForm(purpose=f"cancel:{op.pk}"),
+            "pause": OnceForm(purpose=f"pause:{op.pk}") if pausable(op) else None,
+            "resume": OnceForm(purpose=f"resume:{op.pk}") if op.status == Status.PAUSED else None,
             "preview": RevertForm(op_id=op.pk, preview=True),
             "revert": RevertForm(op_id=original.pk) if original else None,
             "retry": RetryForm(op_id=op.pk, counts=counts) if counts else None,
@@ -199,6 +205,31 @@ def cancel(request, op_id):
         messages.info(request, f"Nothing to cancel: {exc.message[0].lower()}{exc.message[1:]}.")
     else:
         messages.success(request, "Cancelled." if op.is_finished else "Cancelling: it stops after the current chunk.")
+    return redirect("bulkops:operation", op_id=op_id)
+
+
+# What the Pause and Resume buttons call, and what the page says after.
+CONTROLS = {
+    "pause": (control.pause_operation, "Paused: each slice stops after its current chunk."),
+    "resume": (control.resume_operation, "Resumed."),
+}
+
+
+@login_required
+@require_POST
+def change(request, op_id, verb):
+    """Pause or resume; a resubmit of the same form (Back, a double click) does nothing more."""
+    if not OnceForm(request.POST, purpose=f"{verb}:{op_id}").first_submit(request.session):
+        return redirect("bulkops:operation", op_id=op_id)
+    service, done = CONTROLS[verb]
+    try:
+        service(request.user, op_id)
+    except errors.NotFound:
+        raise Http404("Bulk operation not found") from None
+    except errors.Conflict as exc:
+        messages.info(request, f"Nothing to {verb}: {exc.message[0].lower()}{exc.message[1:]}.")
+    else:
+        messages.success(request, done)
     return redirect("bulkops:operation", op_id=op_id)
 
 

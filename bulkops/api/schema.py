@@ -102,7 +102,10 @@ def document_errors(operation):
         responses.setdefault(code, {"description": description, "content": error})
 
 
-FOLLOW_UPS = ("retrieve", "items_list", "cancel_create", "revert_create", "retry_create")
+FOLLOW_UPS = (
+    "retrieve", "partial_update", "items_list", "cancel_create", "pause_create", "resume_create", "revert_create",
+    "retry_create",
+)  # fmt: skip
 
 
 def link_follow_ups(create):

@@ -4,7 +4,7 @@ import json
 
 from rest_framework import serializers
 
-from .. import conf, errors, followups, registry, webhooks
+from .. import conf, errors, followups, pacing, registry, webhooks
 from ..models import Execution, Mode
 from ..operations import StrictSerializer
 from ..services import Request, Selection
@@ -67,6 +67,13 @@ class CreateOperationSerializer(OptionsSerializer):
         help_text="Items per chunk; without it the engine sizes each chunk to keep its row locks short",
     )
     dry_run = StrictBooleanField(default=False)
+    max_items_per_second = StrictIntegerField(
+        min_value=1,
+        max_value=pacing.MAX_RATE,
+        required=False,
+        allow_null=True,
+        help_text="Throttle: at most this many items per second for the whole operation (async, partial mode)",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -102,6 +109,7 @@ class CreateOperationSerializer(OptionsSerializer):
         data = definition.data_serializer(data=attrs.get("operation_data", {}), context={"viewer": viewer})
         if not data.is_valid():
             raise serializers.ValidationError({"operation_data": data.errors})
+        check_throttle(attrs)
         ids = self.selection(attrs, resource, definition)
         if attrs["execution"] == Execution.SYNC and attrs.get("run_at"):
             raise serializers.ValidationError(
@@ -123,6 +131,7 @@ class CreateOperationSerializer(OptionsSerializer):
             dry_run=attrs["dry_run"],
             callback_url=attrs.get("callback_url", ""),
             run_at=attrs.get("run_at"),
+            max_items_per_second=attrs.get("max_items_per_second"),
         )
 
     def resource_of(self, attrs):
@@ -168,6 +177,23 @@ class CreateOperationSerializer(OptionsSerializer):
         if count > limit:
             raise serializers.ValidationError({"filter": [f"The filter matches more than {limit} records."]})
         return Selection(filterset.qs, count)
+
+
+def check_throttle(attrs):
+    """A throttle paces chunks in worker jobs: a sync operation runs inside its request and an
+    atomic one in a single transaction, where waiting would only hold the request or the locks."""
+    if attrs.get("max_items_per_second") is None:
+        return
+    if attrs["execution"] == Execution.SYNC or attrs["mode"] == Mode.ATOMIC:
+        raise serializers.ValidationError({"max_items_per_second": ["Only async partial operations can be throttled."]})
+
+
+class RateSerializer(StrictSerializer):
+    """`PATCH …/{id}/`: change a running operation's throttle (null: no throttle; absent: unchanged)."""
+
+    max_items_per_second = StrictIntegerField(
+        min_value=1, max_value=pacing.MAX_RATE, required=False, allow_null=True, help_text="null removes the throttle"
+    )
 
 
 def is_internal(definition):

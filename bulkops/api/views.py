@@ -1,4 +1,5 @@
-"""The bulk operations API (`/api/v1/bulk-operations/`): create, status, list, cancel, items, revert, retry."""
+"""The bulk operations API (`/api/v1/bulk-operations/`): create, status, list, cancel, pause, resume,
+throttle, items, revert, retry."""
 
 import csv
 import uuid
@@ -11,7 +12,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from .. import errors, followups, imports, services, webhooks
+from .. import control, errors, followups, imports, services, webhooks
 from ..filtersets import BulkOperationFilterSet, ItemFilterSet
 from ..models import BulkOperation, Execution, Mode, Status
 from ..representation import (
@@ -27,6 +28,7 @@ from .schema import OPERATION_OR_REPLAY, OperationSchema
 from .serializers import (
     CreateOperationSerializer,
     ErrorBodySerializer,
+    RateSerializer,
     RejectSerializer,
     RetryFollowUpSerializer,
     RevertFollowUpSerializer,
@@ -202,6 +204,46 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     def cancel(self, request, pk=None):
         op = services.cancel_operation(request.user, self.get_object().pk)
         return Response(CancelledSerializer(op).data, status=status.HTTP_202_ACCEPTED)
+
+    def status_body(self, op, code=status.HTTP_200_OK):
+        return Response(OperationSerializer(op, context=self.get_serializer_context()).data, status=code)
+
+    @extend_schema(
+        request=None,
+        responses={202: OperationSerializer, 404: ErrorBodySerializer, 409: ErrorBodySerializer},
+        description="Pause a pending or running async operation: it is `paused` at once, and each of its slices "
+        "stops at the end of the chunk it is in, holding no worker and no row lock. 409 from any other status.",
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return self.status_body(control.pause_operation(request.user, self.get_object().pk), status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses={202: OperationSerializer, 404: ErrorBodySerializer, 409: ErrorBodySerializer},
+        description="Resume a paused operation: back to `in_progress`, its remaining work enqueued again. "
+        "409 unless it is paused.",
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self.status_body(control.resume_operation(request.user, self.get_object().pk), status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=RateSerializer,
+        responses={
+            200: OperationSerializer,
+            400: ErrorBodySerializer,
+            404: ErrorBodySerializer,
+            409: ErrorBodySerializer,
+        },
+        description="Change the throttle of an unfinished async partial operation (null: none); it applies from "
+        "the next chunk. 409 once it has finished.",
+    )
+    def partial_update(self, request, pk=None):
+        op_id = self.get_object().pk  # another user's operation: 404 whatever the body
+        body = RateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self.status_body(control.change_operation(request.user, op_id, **body.validated_data))
 
     @extend_schema(
         request=None,

@@ -1,4 +1,4 @@
-"""The BulkOperation admin: filters, a read-only detail with paginated items, a cancel action."""
+"""The BulkOperation admin: filters, a read-only detail with paginated items, cancel, pause and resume actions."""
 
 import re
 
@@ -79,6 +79,20 @@ def test_the_detail_page_cancels_its_operation(admin_client):
     assert response["Location"] == url
     op.refresh_from_db()
     assert op.status == "cancelled"
+
+
+def test_the_pause_and_resume_actions_pause_and_resume_and_report_the_rest(admin_client):
+    running = BulkOperationFactory(status="in_progress", items=["succeeded", "pending"])
+    done = BulkOperationFactory(status="completed", items=["succeeded"])
+    selected = {"index": 0, "_selected_action": [running.pk, done.pk]}
+    content = admin_client.post(CHANGELIST, {"action": "pause_operations", **selected}, follow=True).content.decode()
+    running.refresh_from_db()
+    assert running.status == "paused"
+    assert "Paused 1 operation." in content and "1 could not be paused." in content
+    content = admin_client.post(CHANGELIST, {"action": "resume_operations", **selected}, follow=True).content.decode()
+    running.refresh_from_db()
+    assert running.status == "in_progress"
+    assert "Resumed 1 operation." in content and "1 could not be resumed." in content
 
 
 def test_the_admin_is_for_staff_only():

@@ -34,8 +34,8 @@ STATUS_KEYS = {
 }  # fmt: skip
 # ... and what §3.4 adds to it: who, batch size, revert/retry links, operation error, webhook.
 EXTRA_STATUS_KEYS = {"user", "batch_size", "reverts", "retry_of", "error", "callback_url", "webhook"}
-# ... and §13: schedule and approval.
-CONTROL_STATUS_KEYS = {"run_at", "approved_by", "approved_at", "rejection_reason"}
+# ... and §13: schedule, approval, throttle and pause.
+CONTROL_STATUS_KEYS = {"run_at", "approved_by", "approved_at", "rejection_reason", "max_items_per_second", "paused_at"}
 ITEM_KEYS = {"position", "item_id", "status", "error_code", "error_message", "processed_at", "result"}
 ENVELOPE_KEYS = {"total", "has_more", "next", "previous"}
 
@@ -708,8 +708,8 @@ def test_stats_count_by_status_for_the_user(user, client_for):
     assert set(data) == {"total_operations", "by_status", "items_processed", "success_rate", "mean_duration_seconds"}
     assert data["total_operations"] == 3
     assert data["by_status"] == {
-        "pending": 1, "scheduled": 0, "awaiting_approval": 0, "in_progress": 0, "cancelling": 0, "completed": 1,
-        "partial": 1, "failed": 0, "cancelled": 0,
+        "pending": 1, "scheduled": 0, "awaiting_approval": 0, "in_progress": 0, "cancelling": 0, "paused": 0,
+        "completed": 1, "partial": 1, "failed": 0, "cancelled": 0,
     }  # fmt: skip
     assert (data["items_processed"], data["success_rate"], data["mean_duration_seconds"]) == (8, 75.0, 3.0)
 
@@ -730,6 +730,9 @@ def test_stats_of_a_user_without_operations(user, client_for):
     [
         ("get", ""),
         ("post", "cancel/"),
+        ("post", "pause/"),
+        ("post", "resume/"),
+        ("patch", ""),
         ("get", "items/"),
         ("get", "items.csv"),
         ("post", "revert/"),

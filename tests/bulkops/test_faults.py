@@ -13,7 +13,7 @@ from redis import Redis
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
-from bulkops import jobs, services
+from bulkops import control, jobs, services
 from bulkops.models import BulkOperation, BulkOperationItem
 from tickets.models import Ticket, TicketEvent
 
@@ -252,3 +252,70 @@ def assert_resumed_within_the_bound(op, killed, stale_after):
     (the rest then take the time they take)."""
     resumed = op.items.filter(processed_at__gt=killed).aggregate(first=Min("processed_at"))["first"]
     assert resumed is not None and (resumed - killed).total_seconds() <= stale_after + 15, (killed, resumed)
+
+
+# --- pause, resume and fair share (SPEC §13) ------------------------------------------------
+
+
+def running_slice_jobs():
+    return StartedJobRegistry(queue=jobs.queue()).count
+
+
+def test_counters_stay_exact_across_pause_resume_cycles_and_a_worker_killed_while_paused(tmp_path):
+    agent = AgentFactory()
+    ids = make_tickets(agent, 6_000)
+    op = start(agent, ids)
+    worker = start_worker(log_path=tmp_path / "first.log", BULKOPS_SLICE_SECONDS=1)
+    try:
+        for cycle in range(3):
+            done = progress_of(op)
+            wait_for(lambda done=done: progress_of(op) >= done + 300, timeout=120, message="progress")
+            control.pause_operation(agent, op.pk)
+            # Each slice ends at the end of its chunk: no job runs, nothing moves, items wait.
+            wait_for(lambda: running_slice_jobs() == 0, timeout=30, message="the slices to stop")
+            paused_at = progress_of(op)
+            time.sleep(0.5)
+            op.refresh_from_db()
+            assert (op.status, op.processed_items) == ("paused", paused_at)
+            assert op.items.filter(status="pending").count() == op.total_items - paused_at > 0
+            if cycle == 2:
+                kill_group(worker)  # and with it every job it might still have had
+            control.resume_operation(agent, op.pk)
+        worker = start_worker(log_path=tmp_path / "second.log", BULKOPS_SLICE_SECONDS=1)
+        wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
+    finally:
+        kill_group(worker)
+    assert_every_item_applied_once(op, ids)
+
+
+def test_a_continuation_left_queued_or_killed_mid_run_still_applies_every_item_once(tmp_path):
+    agent = AgentFactory()
+    ids = make_tickets(agent, 8_000)
+    with override_settings(BULKOPS_MAX_SLICES=1):
+        op = start(agent, ids)
+    env = {"BULKOPS_SLICE_SECONDS": 1, "BULKOPS_STALE_AFTER": 2}
+    # A worker that takes one job and leaves: the slice's continuation waits in the queue with
+    # no worker, as if its worker had been killed right after enqueueing it.
+    first = start_worker("--max-jobs", "1", kind="rqworker", log_path=tmp_path / "first.log", **env)
+    try:
+        first.wait(timeout=60)
+    finally:
+        kill_group(first)
+    assert jobs.queue().job_ids == [f"bulkop-{op.pk}-0-g1"]
+    time.sleep(2.5)  # the heartbeat is stale now, but a job for the slice waits: nothing to recover
+    with override_settings(BULKOPS_STALE_AFTER=2):
+        assert jobs.recover_stale() == []
+    # Then a worker killed in the middle of a continuation: recovery enqueues the slice's next
+    # generation, and the claims keep every item to one application.
+    second = start_worker(log_path=tmp_path / "second.log", **env)
+    try:
+        wait_for(lambda: progress_of(op) >= 3_000, timeout=120, message="the continuations")
+    finally:
+        kill_group(second)
+    third = start_worker(log_path=tmp_path / "third.log", **env)
+    try:
+        wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
+    finally:
+        kill_group(third)
+    assert_every_item_applied_once(op, ids)
+    assert int(jobs.queue().connection.hget(jobs.generations_key(op.pk), 0)) >= 3

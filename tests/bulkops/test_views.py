@@ -188,9 +188,37 @@ def test_cancel_of_a_finished_operation_says_so(client, me):
     assert "Nothing to cancel: operation already completed." in response.content.decode()
 
 
+def test_pause_and_resume_buttons_pause_and_resume_a_running_operation(client, me):
+    op = BulkOperationFactory(user=me, items=["succeeded", "pending"], status="in_progress")
+    page = client.get(f"/bulk-operations/{op.pk}/")
+    assert ">Pause</button>" in page.content.decode() and ">Resume</button>" not in page.content.decode()
+    response = client.post(f"/bulk-operations/{op.pk}/pause/", hidden_inputs(page, "/pause/"), follow=True)
+    content = response.content.decode()
+    assert "Paused: each slice stops after its current chunk." in content
+    assert ">Resume</button>" in content and ">Pause</button>" not in content
+    assert "refreshes itself" not in content  # nothing moves while it is paused
+    assert BulkOperation.objects.get(pk=op.pk).status == "paused"
+    response = client.post(f"/bulk-operations/{op.pk}/resume/", hidden_inputs(response, "/resume/"), follow=True)
+    assert "Resumed." in response.content.decode()
+    assert BulkOperation.objects.get(pk=op.pk).status == "in_progress"
+
+
+def test_a_resubmitted_pause_form_does_nothing_more_and_a_late_one_says_why(client, me):
+    op = BulkOperationFactory(user=me, items=["pending"], status="in_progress")
+    form = hidden_inputs(client.get(f"/bulk-operations/{op.pk}/"), "/pause/")
+    client.post(f"/bulk-operations/{op.pk}/pause/", form)
+    client.post(f"/bulk-operations/{op.pk}/resume/")
+    client.post(f"/bulk-operations/{op.pk}/pause/", form)  # Back, then the same Pause again
+    assert BulkOperation.objects.get(pk=op.pk).status == "in_progress"
+    done = finished(me, ["succeeded"], status="completed")
+    response = client.post(f"/bulk-operations/{done.pk}/pause/", follow=True)
+    assert "Nothing to pause: operation is completed" in response.content.decode()
+    assert ">Pause</button>" not in response.content.decode()
+
+
 def test_no_one_can_cancel_revert_or_retry_another_users_operation(client, me):
     other = finished(UserFactory(), ["succeeded", "failed"])
-    for verb in ("cancel", "revert", "retry"):
+    for verb in ("cancel", "pause", "resume", "revert", "retry"):
         assert client.post(f"/bulk-operations/{other.pk}/{verb}/").status_code == 404
     assert not BulkOperation.objects.exclude(pk=other.pk).exists()
 
