@@ -75,7 +75,12 @@ def enqueue_slices(op_id, slices, *, pending=True, run_at=None):
     duplicate enqueue adds nothing), else under the next generation's. `pending`: whether the
     operation has not started yet (see `will_run`); `run_at`: see `enqueue_slice`."""
     for number, (generation, job) in dead_slices(slice_jobs([(op_id, slices)])[op_id], pending, overdue(run_at)):
-        generation = generation if job is None else next_generation(op_id, number)
+        if job is not None and job.get_status(refresh=False) == JobStatus.SCHEDULED:
+            # Overdue in rq's scheduled registry, never started: out of it, and queued in its
+            # place under the same id (a later scheduler would otherwise run it a second time).
+            job.delete()
+        elif job is not None:
+            generation = next_generation(op_id, number)
         enqueue_slice(op_id, number, generation, run_at=run_at)
 
 

@@ -40,6 +40,11 @@ def scheduled_at(op_id):
     return {job_id: registry.get_scheduled_time(job_id) for job_id in registry.get_job_ids() if str(op_id) in job_id}
 
 
+def sleep_until_due(run_at):
+    """Until rq's scheduler takes a job due at `run_at` (kept at the whole second after it)."""
+    time.sleep(max(0, (jobs.whole_second(run_at) - timezone.now()).total_seconds()) + 0.1)
+
+
 def work_off_due():
     """A burst worker that first enqueues what rq's scheduled registry holds and is due."""
     queue = django_rq.get_queue("bulkops")
@@ -132,7 +137,7 @@ def test_a_scheduled_operation_starts_when_rqs_scheduler_enqueues_it(client, tic
     op_id = response.json()["operation_id"]
     work_off_due()
     assert BulkOperation.objects.get(pk=op_id).status == Status.SCHEDULED  # not yet due
-    time.sleep(1.6)
+    sleep_until_due(BulkOperation.objects.get(pk=op_id).run_at)
     work_off_due()
     op = BulkOperation.objects.get(pk=op_id)
     assert (op.status, op.successful_items) == (Status.COMPLETED, 3)
