@@ -10,13 +10,14 @@ def test_a_project_that_sets_nothing_gets_the_documented_defaults(settings):
     for name in conf.DEFAULTS:
         if hasattr(settings, f"BULKOPS_{name}"):
             delattr(settings, f"BULKOPS_{name}")
-    assert (conf.MAX_ITEMS, conf.MAX_SLICES, conf.STALE_AFTER, conf.WEBHOOK_ALLOW_PRIVATE, conf.METRICS_TOKEN) == (
-        1_000_000,
-        4,
-        60,
-        False,
-        "",
-    )
+    assert (
+        conf.MAX_ITEMS,
+        conf.MAX_IMPORT_BYTES,
+        conf.MAX_SLICES,
+        conf.STALE_AFTER,
+        conf.WEBHOOK_ALLOW_PRIVATE,
+        conf.METRICS_TOKEN,
+    ) == (1_000_000, 500 * 1024 * 1024, 4, 60, False, "")
 
 
 def test_a_setting_of_the_project_wins_at_each_read():
