@@ -46,6 +46,12 @@ def work_off_due():
     SimpleWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=True)
 
 
+def wait_until_due(op_id):
+    """Sleep until rq's scheduled registry holds the operation's jobs as due (whole seconds)."""
+    due = jobs.whole_second(BulkOperation.objects.get(pk=op_id).run_at)
+    time.sleep(max(0, (due - timezone.now()).total_seconds()) + 0.1)
+
+
 @pytest.fixture
 def client(client_for, agent):
     return client_for(agent)
@@ -132,7 +138,7 @@ def test_a_scheduled_operation_starts_when_rqs_scheduler_enqueues_it(client, tic
     op_id = response.json()["operation_id"]
     work_off_due()
     assert BulkOperation.objects.get(pk=op_id).status == Status.SCHEDULED  # not yet due
-    time.sleep(1.6)
+    wait_until_due(op_id)
     work_off_due()
     op = BulkOperation.objects.get(pk=op_id)
     assert (op.status, op.successful_items) == (Status.COMPLETED, 3)
@@ -155,8 +161,9 @@ def test_cancel_of_a_scheduled_operation_skips_every_item_and_its_job_starts_not
     op_id = create(client, tickets, later(1).isoformat()).json()["operation_id"]
     response = client.post(f"{TICKETS}{op_id}/cancel/")
     assert (response.status_code, response.json()["status"]) == (202, "cancelled")
-    time.sleep(1.1)
+    wait_until_due(op_id)
     work_off_due()  # the scheduled job comes due and runs
+    assert scheduled_at(op_id) == {}
     op = BulkOperation.objects.get(pk=op_id)
     assert (op.status, op.started_at, op.skipped_items) == (Status.CANCELLED, None, 3)
     assert set(op.items.values_list("status", "error_code")) == {("skipped", "CANCELLED")}
