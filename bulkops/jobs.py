@@ -16,7 +16,7 @@ log = logging.getLogger("bulkops")
 QUEUE = "bulkops"
 WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 SWEEP_LOCK = "bulkops:sweep"
-SCHEDULER_GRACE = 2  # seconds
+SCHEDULER_GRACE = 2  # seconds past a job's time after which rq's scheduler should have moved it
 
 
 def queue():
@@ -158,8 +158,9 @@ def recover_stale():
 
     Pending: some slice's job is missing or dead (the enqueue after commit failed, Redis lost
     the job). Scheduled: the same, or its time passed and its job is still in rq's scheduled
-    registry, which no scheduler is emptying. Running with a heartbeat older than BULKOPS_STALE_AFTER: no slice job will run
-    (one still waiting would take over every item left when it runs). Returns their ids."""
+    registry, which no scheduler is emptying. Running with a heartbeat older than
+    BULKOPS_STALE_AFTER: no slice job will run (one still waiting would take over every item
+    left when it runs). Returns their ids."""
     candidates = BulkOperation.objects.filter(
         Q(status__in=[Status.PENDING, Status.SCHEDULED], execution=Execution.ASYNC)
         | Q(status__in=[Status.IN_PROGRESS, Status.CANCELLING], heartbeat_at__lt=stale_cutoff())

@@ -40,15 +40,16 @@ def scheduled_at(op_id):
     return {job_id: registry.get_scheduled_time(job_id) for job_id in registry.get_job_ids() if str(op_id) in job_id}
 
 
-def sleep_until_due(run_at):
-    """Until rq's scheduler takes a job due at `run_at` (kept at the whole second after it)."""
-    time.sleep(max(0, (jobs.whole_second(run_at) - timezone.now()).total_seconds()) + 0.1)
-
-
 def work_off_due():
     """A burst worker that first enqueues what rq's scheduled registry holds and is due."""
     queue = django_rq.get_queue("bulkops")
     SimpleWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=True)
+
+
+def wait_until_due(op_id):
+    """Sleep until rq's scheduled registry holds the operation's jobs as due (whole seconds)."""
+    due = jobs.whole_second(BulkOperation.objects.get(pk=op_id).run_at)
+    time.sleep(max(0, (due - timezone.now()).total_seconds()) + 0.1)
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def test_a_scheduled_operation_starts_when_rqs_scheduler_enqueues_it(client, tic
     op_id = response.json()["operation_id"]
     work_off_due()
     assert BulkOperation.objects.get(pk=op_id).status == Status.SCHEDULED  # not yet due
-    sleep_until_due(BulkOperation.objects.get(pk=op_id).run_at)
+    wait_until_due(op_id)
     work_off_due()
     op = BulkOperation.objects.get(pk=op_id)
     assert (op.status, op.successful_items) == (Status.COMPLETED, 3)
@@ -160,8 +161,9 @@ def test_cancel_of_a_scheduled_operation_skips_every_item_and_its_job_starts_not
     op_id = create(client, tickets, later(1).isoformat()).json()["operation_id"]
     response = client.post(f"{TICKETS}{op_id}/cancel/")
     assert (response.status_code, response.json()["status"]) == (202, "cancelled")
-    time.sleep(1.1)
+    wait_until_due(op_id)
     work_off_due()  # the scheduled job comes due and runs
+    assert scheduled_at(op_id) == {}
     op = BulkOperation.objects.get(pk=op_id)
     assert (op.status, op.started_at, op.skipped_items) == (Status.CANCELLED, None, 3)
     assert set(op.items.values_list("status", "error_code")) == {("skipped", "CANCELLED")}

@@ -18,7 +18,7 @@ from django.utils import timezone
 from bulkops import webhooks
 from bulkops.models import BulkOperation
 
-from ..factories import AgentFactory, TicketFactory
+from ..factories import AgentFactory, ApproverFactory, TicketFactory
 from .helpers import work_off
 
 TICKETS = "/api/v1/tickets/bulk-operations/"
@@ -396,3 +396,24 @@ def test_the_webhook_secret_is_made_once_per_user(client_for):
     assert len(secret["secret"]) == 64
     assert first.get("/api/v1/bulk-operations/webhook-secret/").json() == secret
     assert other.get("/api/v1/bulk-operations/webhook-secret/").json()["secret"] != secret["secret"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("allow_private")
+def test_an_approval_posts_nothing_and_a_rejection_posts_the_final_status_once(client_for, receiver):
+    """Webhooks say "finished" (SPEC §13): awaiting approval or approved, nothing; rejected
+    (cancelled), the final status with every item skipped."""
+    creator = AgentFactory(perms=["tickets.change_ticket", "tickets.delete_ticket"])
+    client = client_for(creator)
+    body = {"ticket_ids": [TicketFactory().pk], "operation_type": "delete", "callback_url": receiver.url}
+    rejected, approved = (client.post(TICKETS, body, format="json").json()["operation_id"] for _ in range(2))
+    approver = client_for(ApproverFactory())
+    assert approver.post(f"/api/v1/bulk-operations/{approved}/approve/").status_code == 202
+    assert (
+        approver.post(f"/api/v1/bulk-operations/{rejected}/reject/", {"reason": "No"}, format="json").status_code == 200
+    )
+    work_off("default")
+    posted = [json.loads(request.body) for request in receiver.received]
+    assert [(p["operation_id"], p["status"], p["skipped_items"], p["rejection_reason"]) for p in posted] == [
+        (rejected, "cancelled", 1, "No")
+    ]
