@@ -35,8 +35,8 @@ def check_controllable(op, verb):
         raise errors.Conflict(f"Only async partial operations can be {verb}")
 
 
-def announce_on_commit(op, event):
-    log.info(f"operation {event}", extra={"operation_id": str(op.pk), "user_id": op.user_id})
+def announce_on_commit(op, event, user):
+    log.info(f"operation {event}", extra={"operation_id": str(op.pk), "user_id": user.pk})
     transaction.on_commit(lambda: signals.status_changed.send(BulkOperation, op=op))
 
 
@@ -50,7 +50,7 @@ def pause_operation(user, op_id):
         check_controllable(op, "paused")
         op.status, op.paused_at = Status.PAUSED, timezone.now()
         op.save(update_fields=["status", "paused_at"])
-        announce_on_commit(op, "paused")
+        announce_on_commit(op, "paused", user)
     return op
 
 
@@ -68,7 +68,7 @@ def resume_operation(user, op_id):
         op.save(update_fields=["status", "paused_at", "heartbeat_at", "started_at"])
         # If Redis fails then, the operation is in progress with no job: recovery enqueues it.
         transaction.on_commit(partial(jobs.enqueue_operation, op.pk, op.slices, pending=False))
-        announce_on_commit(op, "resumed")
+        announce_on_commit(op, "resumed", user)
     return op
 
 
