@@ -37,7 +37,8 @@ def wait_for(check, timeout, what):
 
 def environment(db_name, redis_db):
     """What every process of the stack (and the bench itself) runs with: production
-    settings, DEBUG off, throttles and the per-user cap out of the way."""
+    settings, DEBUG off, throttles, the per-user cap and four-eyes approval (of 10,000 items
+    or more) out of the way."""
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": f"{PG_SERVER}/{db_name}",
@@ -49,6 +50,7 @@ def environment(db_name, redis_db):
         "BULKOPS_THROTTLE_RATE": "1000000/min",
         "BULKOPS_METRICS_THROTTLE_RATE": "1000000/min",
         "BULKOPS_MAX_ACTIVE_PER_USER": "1000",
+        "BULKOPS_APPROVAL_THRESHOLD": "0",
         "LOG_LEVEL": "INFO",
     }
 

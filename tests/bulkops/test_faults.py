@@ -19,6 +19,7 @@ from tickets.models import Ticket, TicketEvent
 
 from ..factories import AgentFactory
 from ..processes import WORKER_COMMANDS, RedisServer, kill_group, start_worker, wait_for
+from .helpers import approve_if_awaiting
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -37,6 +38,7 @@ def make_tickets(requester, count):
 def start(user, ids, operation_type="update_status", data=None, batch_size=50):
     request = services.Request("tickets", operation_type, ids, data or {"status": "resolved"}, batch_size=batch_size)
     op, _ = services.start_operation(user, request)
+    approve_if_awaiting(op.pk)  # 20,000 items by a non-staff user (SPEC §13)
     return op
 
 
