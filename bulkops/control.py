@@ -21,8 +21,9 @@ PAUSABLE = (Status.PENDING, Status.IN_PROGRESS)
 
 
 def locked(user, op_id):
-    """The operation `user` may see, its row locked until the caller's transaction ends."""
-    op = BulkOperation.objects.visible_to(user).select_for_update().filter(pk=op_id).first()
+    """The operation `user` owns (staff: any), its row locked until the caller's transaction ends:
+    an approver who may see it does not control it."""
+    op = BulkOperation.objects.owned_by(user).select_for_update().filter(pk=op_id).first()
     if op is None:
         raise errors.NotFound("Bulk operation not found")
     return op

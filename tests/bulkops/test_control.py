@@ -10,7 +10,7 @@ from bulkops import control, jobs, signals
 from bulkops.models import BulkOperation
 from tickets.models import Ticket, TicketEvent
 
-from ..factories import AgentFactory, TicketFactory, UserFactory
+from ..factories import AgentFactory, ApproverFactory, TicketFactory, UserFactory
 from .helpers import work_off
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,6 +169,18 @@ def test_staff_may_pause_and_resume_anyones_operation_and_other_users_see_nothin
     assert post(client_for(UserFactory()), op, "pause").status_code == 404
     assert post(client_for(staff), op, "pause").status_code == 202
     assert post(client_for(staff), op, "resume").status_code == 202
+
+
+def test_an_approver_who_may_see_an_operation_may_not_pause_or_throttle_it(client, client_for):
+    """Approving is not owning: the operation they approved stays its owner's to control."""
+    op = create(client)
+    BulkOperation.objects.filter(pk=op.pk).update(approved_at=timezone.now())
+    approver = client_for(ApproverFactory())
+    assert approver.get(f"{ANY}{op.pk}/").status_code == 200
+    assert post(approver, op, "pause").status_code == 404
+    assert approver.patch(f"{ANY}{op.pk}/", {"max_items_per_second": 5}, format="json").status_code == 404
+    op.refresh_from_db()
+    assert (op.status, op.max_items_per_second) == ("pending", None)
 
 
 def test_cancelling_a_paused_operation_cancels_it_at_once(client):
