@@ -23,7 +23,7 @@ from rest_framework import serializers
 from . import conf, errors
 from .models import BulkOperationItem, ItemStatus, Mode
 from .operations import OperationType, StrictSerializer
-from .services import Request, create_operation, finish_launch, launch, slice_count
+from .services import Request, create_operation, finish_launch, launch, slices_for
 
 IMPORT = "import"
 CREATE, UPDATE, UPSERT = "create", "update", "upsert"
@@ -295,12 +295,7 @@ def start_import(user, definition, options, source, *, idempotency_key=None, bod
             raise FileRefused("The file has no rows.")
         if options.mode == Mode.ATOMIC and total > conf.MAX_ATOMIC_ITEMS:
             raise FileRefused(f"An atomic import takes at most {conf.MAX_ATOMIC_ITEMS} rows; this one has {total}.")
-        failed = fail_duplicates(op, options.match_on)
-        op.total_items = total
-        op.slices = 1 if options.mode == Mode.ATOMIC else slice_count(total)
-        op.processed_items = op.failed_items = failed
-        op.save(update_fields=["total_items", "slices", "processed_items", "failed_items"])
-        launch(op)
+        launch_counted(op, total, failed=fail_duplicates(op, options.match_on))
     return finish_launch(op), True
 
 
@@ -327,12 +322,18 @@ def start_from_preview(user, preview, *, idempotency_key=None, body_fingerprint=
             return op, False
         copy_items(preview, op)
         failed = BulkOperationItem.objects.filter(operation_id=op.pk, status=ItemStatus.FAILED).count()
-        op.total_items = preview.total_items
-        op.slices = 1 if op.mode == Mode.ATOMIC else slice_count(op.total_items)
-        op.processed_items = op.failed_items = failed
-        op.save(update_fields=["total_items", "slices", "processed_items", "failed_items"])
-        launch(op)
+        launch_counted(op, preview.total_items, failed=failed)
     return finish_launch(op), True
+
+
+def launch_counted(op, total, *, failed):
+    """Its rows written, the import gets its counts — `failed`: rows failed already (a duplicate
+    key, a wrong number of cells) — and its slices, and is launched (bulkops.services.launch)."""
+    op.total_items = total
+    op.slices = slices_for(op.execution, op.mode, total)
+    op.processed_items = op.failed_items = failed
+    op.save(update_fields=["total_items", "slices", "processed_items", "failed_items"])
+    launch(op)
 
 
 def copy_items(preview, op):
