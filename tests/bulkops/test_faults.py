@@ -320,4 +320,6 @@ def test_a_continuation_left_queued_or_killed_mid_run_still_applies_every_item_o
     finally:
         kill_group(third)
     assert_every_item_applied_once(op, ids)
-    assert int(jobs.queue().connection.hget(jobs.generations_key(op.pk), 0)) >= 3
+    # The slice went on past the first worker's continuation (g1): by its own next continuation,
+    # or by recovery when the kill caught one running — where the kill lands is up to timing.
+    assert int(jobs.queue().connection.hget(jobs.generations_key(op.pk), 0)) >= 2
