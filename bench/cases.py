@@ -112,6 +112,13 @@ class Bench:
                     started = time.perf_counter()
                     data.set_based_update(ids, self.agent.pk, with_audit)
                     self.record(("set-based", size, with_audit), time.perf_counter() - started)
+            for _ in range(self.sizes.runs):
+                data.reset_tickets(ids)
+                op = data.pending_operation(self.agent, ids)
+                data.vacuum()
+                started = time.perf_counter()
+                data.engine_writes(op, ids, self.agent.pk)
+                self.record(("engine-writes", size), time.perf_counter() - started)
 
     # --- 3: single PATCH requests ---------------------------------------------------------
 

@@ -84,6 +84,16 @@ class Summary:
                 continue
             self.add("2", f"one set-based UPDATE … WHERE id = ANY(…), {size:,} tickets", rate(size, bare))
             self.add("2", f"the same UPDATE + one INSERT of the audit rows, {size:,} tickets", rate(size, audited))
+            floor = self.get("engine-writes", size)
+            if floor:
+                self.add(
+                    "2", f"the engine's writes alone, set-based, chunks of 1,000, {size:,} tickets", rate(size, floor)
+                )
+                self.add(
+                    "2",
+                    f"the engine's writes alone / bare UPDATE, {size:,}",
+                    times(rate(size, floor), rate(size, bare), 2),
+                )
             for workers in self.sizes.workers:
                 wall = self.get("async", size, workers, "wall")
                 if wall:

@@ -68,7 +68,7 @@ class Resource:
     def lock(self, user, ids, *, include_deleted=False):
         """{pk: record} for the visible records among `ids`, locked in pk order (no deadlock)."""
         qs = self.visible(user, include_deleted=include_deleted).select_for_update(of=("self",))
-        return {record.pk: record for record in qs.filter(pk__in=ids).order_by("pk")}
+        return {record.pk: record for record in qs.filter(pk__any=ids).order_by("pk")}
 
     def change(self, record, ctx, values):
         """Set `values` on `record` in memory; the fields that differed make the Change."""

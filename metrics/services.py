@@ -124,7 +124,7 @@ def create(ctx, data):
 def lock_own(user, names):
     """{name: metric} of the actor's own metrics named one of `names`, locked in id order
     (imports match on the name among the caller's own)."""
-    qs = Metric.objects.visible_to(user).filter(owner=user, name__in=names)
+    qs = Metric.objects.visible_to(user).filter(owner=user, name__any=names)
     return {m.name: m for m in qs.select_for_update(of=("self",)).order_by("pk")}
 
 
@@ -141,7 +141,7 @@ def save(changes):
 
 def lock(user, metric_ids):
     """Lock the metrics among `metric_ids` that `user` can see, in id order."""
-    qs = Metric.objects.visible_to(user).select_for_update(of=("self",)).filter(pk__in=metric_ids).order_by("pk")
+    qs = Metric.objects.visible_to(user).select_for_update(of=("self",)).filter(pk__any=metric_ids).order_by("pk")
     return {m.pk: m for m in qs}
 
 

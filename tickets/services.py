@@ -186,7 +186,7 @@ def lock_by(user, field, values, *, include_deleted=False):
     """{value of `field`: ticket} for the visible tickets whose `field` is one of `values`,
     locked in id order (imports match on `external_id`)."""
     qs = Ticket.objects.visible_to(user, include_deleted=include_deleted).select_for_update(of=("self",))
-    return {getattr(t, field): t for t in qs.filter(**{f"{field}__in": values}).order_by("pk")}
+    return {getattr(t, field): t for t in qs.filter(**{f"{field}__any": values}).order_by("pk")}
 
 
 def change(ticket_id, ctx, apply, *args, include_deleted=False, **kwargs):
