@@ -273,18 +273,7 @@ def start_import(user, definition, options, source, *, idempotency_key=None, bod
     with transaction.atomic():
         columns, rows = read(definition, options, source)
         data = {"action": options.action, "match_on": options.match_on, "format": options.format, "columns": columns}
-        request = Request(
-            resource_type=definition.resource.name,
-            operation_type=IMPORT,
-            ids=[],
-            operation_data=data,
-            metadata=options.metadata or {},
-            mode=options.mode,
-            batch_size=options.batch_size,
-            dry_run=options.dry_run,
-            callback_url=options.callback_url,
-            run_at=options.run_at,
-        )
+        request = import_request(definition.resource.name, data, options, dry_run=options.dry_run)
         op, created = create_operation(
             user, request, total_items=0, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint
         )
@@ -305,16 +294,7 @@ def start_from_preview(user, preview, *, idempotency_key=None, body_fingerprint=
     if not (preview.operation_type == IMPORT and preview.dry_run and preview.is_finished):
         raise errors.Conflict("Only a finished import preview can be started")
     with transaction.atomic():
-        request = Request(
-            resource_type=preview.resource_type,
-            operation_type=IMPORT,
-            ids=[],
-            operation_data=preview.operation_data,
-            metadata=preview.metadata,
-            mode=preview.mode,
-            batch_size=preview.batch_size,
-            callback_url=preview.callback_url,
-        )
+        request = import_request(preview.resource_type, preview.operation_data, preview, dry_run=False)
         op, created = create_operation(
             user, request, total_items=0, idempotency_key=idempotency_key, body_fingerprint=body_fingerprint
         )
@@ -324,6 +304,23 @@ def start_from_preview(user, preview, *, idempotency_key=None, body_fingerprint=
         failed = BulkOperationItem.objects.filter(operation_id=op.pk, status=ItemStatus.FAILED).count()
         launch_counted(op, preview.total_items, failed=failed)
     return finish_launch(op), True
+
+
+def import_request(resource_type, operation_data, options, *, dry_run):
+    """An import's Request; `options` — the upload's Options, or the preview an import starts
+    from — gives its metadata, mode, chunk size, callback and start time (`run_at`)."""
+    return Request(
+        resource_type=resource_type,
+        operation_type=IMPORT,
+        ids=[],
+        operation_data=operation_data,
+        metadata=options.metadata or {},
+        mode=options.mode,
+        batch_size=options.batch_size,
+        dry_run=dry_run,
+        callback_url=options.callback_url,
+        run_at=options.run_at,
+    )
 
 
 def launch_counted(op, total, *, failed):

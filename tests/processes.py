@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -87,6 +88,24 @@ def kill_group(process, sig=signal.SIGKILL):
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+@contextmanager
+def running_worker(*args, **kwargs):
+    """A worker (start_worker's arguments) for the length of a `with` block, then killed with
+    its work-horse (kill_group) however the block ends; a kill inside the block is fine too."""
+    worker = start_worker(*args, **kwargs)
+    try:
+        yield worker
+    finally:
+        kill_group(worker)
+
+
+@contextmanager
+def running_workers(log_paths, **kwargs):
+    """One running_worker per log file, all for the length of the block."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(running_worker(log_path=path, **kwargs)) for path in log_paths]
 
 
 def wait_for(predicate, timeout=60, interval=0.1, message="condition"):

@@ -18,7 +18,7 @@ from bulkops.models import BulkOperation, BulkOperationItem
 from tickets.models import Ticket, TicketEvent
 
 from ..factories import AgentFactory
-from ..processes import WORKER_COMMANDS, RedisServer, kill_group, start_worker, wait_for
+from ..processes import WORKER_COMMANDS, RedisServer, kill_group, running_worker, running_workers, wait_for
 from .helpers import approve_if_awaiting
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -98,19 +98,14 @@ def test_with_engine_sized_chunks_a_killed_worker_s_items_are_still_applied_exac
 def kill_mid_operation_then_finish(op, kind, tmp_path, *, progress, stale_after):
     """Run a worker of `kind` until `progress` items are done, kill -9 it, then let a fresh one of
     the same kind finish the operation. Returns the time of the kill."""
-    first = start_worker(kind=kind, log_path=tmp_path / "first.log", BULKOPS_STALE_AFTER=stale_after)
-    try:
+    with running_worker(kind=kind, log_path=tmp_path / "first.log", BULKOPS_STALE_AFTER=stale_after):
         wait_for(lambda: progress_of(op) >= progress, timeout=120, message="the first chunks")
-    finally:
-        kill_group(first)  # SIGKILL to the worker and its work-horse, mid-chunk
+    # the block ended with a SIGKILL to the worker and its work-horse, mid-chunk
     killed = timezone.now()
     op.refresh_from_db()
     assert op.status == "in_progress" and op.processed_items < op.total_items
-    second = start_worker(kind=kind, log_path=tmp_path / "second.log", BULKOPS_STALE_AFTER=stale_after)
-    try:
+    with running_worker(kind=kind, log_path=tmp_path / "second.log", BULKOPS_STALE_AFTER=stale_after):
         wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
-    finally:
-        kill_group(second)
     return killed
 
 
@@ -121,17 +116,12 @@ def test_a_killed_workers_slice_is_taken_over_by_a_surviving_slice_without_waiti
     op = start(agent, ids)
     assert op.slices == 4
     # Recovery would only resume it after ten minutes: the takeover alone must finish it.
-    workers = [
-        start_worker(kind="rqworker", log_path=tmp_path / f"w{n}.log", BULKOPS_STALE_AFTER=600) for n in range(2)
-    ]
-    try:
+    logs = [tmp_path / f"w{n}.log" for n in range(2)]
+    with running_workers(logs, kind="rqworker", BULKOPS_STALE_AFTER=600) as workers:
         started = StartedJobRegistry(queue=jobs.queue())
         wait_for(lambda: started.count == 2 and progress_of(op) >= 500, timeout=120, message="two slices running")
         kill_group(workers[0])
         wait_for(lambda: finished(op), timeout=120, message="the operation to finish")
-    finally:
-        for worker in workers:
-            kill_group(worker)
     assert_every_item_applied_once(op, ids)
 
 
@@ -144,11 +134,8 @@ def test_an_operation_accepted_while_redis_was_unreachable_is_run_once_by_a_work
     with override_settings(RQ_QUEUES=queues):
         op = start(agent, ids)  # the enqueue after commit fails; start_operation returns normally
     assert BulkOperation.objects.get(pk=op.pk).status == "pending" and jobs.queue().count == 0
-    worker = start_worker(kind="rq", log_path=tmp_path / "worker.log")
-    try:
+    with running_worker(kind="rq", log_path=tmp_path / "worker.log"):
         wait_for(lambda: finished(op), timeout=120, message="the operation to finish")
-    finally:
-        kill_group(worker)
     assert_every_item_applied_once(op, ids)
 
 
@@ -160,13 +147,9 @@ def test_two_operations_over_overlapping_shuffled_records_both_finish_without_lo
     random.Random(2).shuffle(second_ids)
     first = start(agent, first_ids, "set_priority", {"priority": "high"}, batch_size=100)
     second = start(agent, second_ids, "update_status", {"status": "pending"}, batch_size=100)
-    workers = [start_worker(log_path=tmp_path / f"w{n}.log") for n in range(2)]
-    try:
+    with running_workers([tmp_path / f"w{n}.log" for n in range(2)]):
         for op in (first, second):
             wait_for(lambda op=op: finished(op), timeout=180, message=f"operation {op.pk}")
-    finally:
-        for worker in workers:
-            kill_group(worker)
     for op in (first, second):
         assert op.status == "completed", list(op.items.exclude(status="succeeded").values_list("error_code")[:5])
     overlap = set(first_ids) & set(second_ids)
@@ -178,8 +161,7 @@ def test_the_operation_finishes_when_postgresql_drops_every_connection_mid_opera
     agent = AgentFactory()
     ids = make_tickets(agent, 12_000)
     op = start(agent, ids)
-    worker = start_worker(log_path=tmp_path / "worker.log", BULKOPS_STALE_AFTER=2)
-    try:
+    with running_worker(log_path=tmp_path / "worker.log", BULKOPS_STALE_AFTER=2):
         wait_for(lambda: progress_of(op) >= 1_000, timeout=120, message="the first chunks")
         with connection.cursor() as cursor:
             cursor.execute(
@@ -188,8 +170,6 @@ def test_the_operation_finishes_when_postgresql_drops_every_connection_mid_opera
             )
             assert cursor.fetchone()[0] >= 1
         wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
-    finally:
-        kill_group(worker)
     assert_every_item_applied_once(op, ids)
 
 
@@ -202,15 +182,14 @@ def test_the_operation_finishes_when_redis_restarts_mid_operation(tmp_path):
     queue = Queue(jobs.QUEUE, connection=Redis.from_url(redis_server.url))
     for number in range(op.slices):
         queue.enqueue(jobs.run_slice, str(op.pk), number)
-    worker = start_worker(log_path=tmp_path / "worker.log", REDIS_URL=redis_server.url, BULKOPS_STALE_AFTER=2)
     try:
-        wait_for(lambda: progress_of(op) >= 1_000, timeout=120, message="the first chunks")
-        redis_server.stop()  # everything queued is lost
-        time.sleep(1)
-        redis_server.start()
-        wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
+        with running_worker(log_path=tmp_path / "worker.log", REDIS_URL=redis_server.url, BULKOPS_STALE_AFTER=2):
+            wait_for(lambda: progress_of(op) >= 1_000, timeout=120, message="the first chunks")
+            redis_server.stop()  # everything queued is lost
+            time.sleep(1)
+            redis_server.start()
+            wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
     finally:
-        kill_group(worker)
         redis_server.stop()
     assert_every_item_applied_once(op, ids)
 
@@ -221,25 +200,25 @@ def test_the_worker_command_stays_alive_when_redis_goes_away_while_it_is_built_m
     redis_server = RedisServer()  # not started yet: the worker is built while Redis is down
     agent = AgentFactory()
     ids = make_tickets(agent, 6_000)
-    worker = start_worker(log_path=tmp_path / "worker.log", REDIS_URL=redis_server.url, BULKOPS_STALE_AFTER=2)
+    worker_env = {"REDIS_URL": redis_server.url, "BULKOPS_STALE_AFTER": 2}
     try:
-        assert_alive_after(worker, 3)
-        redis_server.start()
-        op = start(agent, ids)  # enqueued on the tests' Redis: the worker's sweep enqueues it on its own
-        wait_for(lambda: progress_of(op) >= 1_000, timeout=120, message="the first chunks")
-        redis_server.stop()  # mid-job
-        assert_alive_after(worker, 3)
-        redis_server.start()
-        wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
-        assert_every_item_applied_once(op, ids)
-        redis_server.stop()  # idle
-        assert_alive_after(worker, 3)
-        redis_server.start()
-        more = make_tickets(agent, 500)[len(ids) :]
-        second = start(agent, more)
-        wait_for(lambda: finished(second), timeout=120, message="the second operation to finish")
+        with running_worker(log_path=tmp_path / "worker.log", **worker_env) as worker:
+            assert_alive_after(worker, 3)
+            redis_server.start()
+            op = start(agent, ids)  # enqueued on the tests' Redis: the worker's sweep enqueues it on its own
+            wait_for(lambda: progress_of(op) >= 1_000, timeout=120, message="the first chunks")
+            redis_server.stop()  # mid-job
+            assert_alive_after(worker, 3)
+            redis_server.start()
+            wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
+            assert_every_item_applied_once(op, ids)
+            redis_server.stop()  # idle
+            assert_alive_after(worker, 3)
+            redis_server.start()
+            more = make_tickets(agent, 500)[len(ids) :]
+            second = start(agent, more)
+            wait_for(lambda: finished(second), timeout=120, message="the second operation to finish")
     finally:
-        kill_group(worker)
         redis_server.stop()
     assert_every_item_applied_once(second, more)
 
@@ -267,8 +246,7 @@ def test_counters_stay_exact_across_pause_resume_cycles_and_a_worker_killed_whil
     agent = AgentFactory()
     ids = make_tickets(agent, 6_000)
     op = start(agent, ids)
-    worker = start_worker(log_path=tmp_path / "first.log", BULKOPS_SLICE_SECONDS=1)
-    try:
+    with running_worker(log_path=tmp_path / "first.log", BULKOPS_SLICE_SECONDS=1) as worker:
         for cycle in range(3):
             done = progress_of(op)
             wait_for(lambda done=done: progress_of(op) >= done + 300, timeout=120, message="progress")
@@ -283,10 +261,8 @@ def test_counters_stay_exact_across_pause_resume_cycles_and_a_worker_killed_whil
             if cycle == 2:
                 kill_group(worker)  # and with it every job it might still have had
             control.resume_operation(agent, op.pk)
-        worker = start_worker(log_path=tmp_path / "second.log", BULKOPS_SLICE_SECONDS=1)
+    with running_worker(log_path=tmp_path / "second.log", BULKOPS_SLICE_SECONDS=1):
         wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
-    finally:
-        kill_group(worker)
     assert_every_item_applied_once(op, ids)
 
 
@@ -298,27 +274,18 @@ def test_a_continuation_left_queued_or_killed_mid_run_still_applies_every_item_o
     env = {"BULKOPS_SLICE_SECONDS": 1, "BULKOPS_STALE_AFTER": 2}
     # A worker that takes one job and leaves: the slice's continuation waits in the queue with
     # no worker, as if its worker had been killed right after enqueueing it.
-    first = start_worker("--max-jobs", "1", kind="rqworker", log_path=tmp_path / "first.log", **env)
-    try:
+    with running_worker("--max-jobs", "1", kind="rqworker", log_path=tmp_path / "first.log", **env) as first:
         first.wait(timeout=60)
-    finally:
-        kill_group(first)
     assert jobs.queue().job_ids == [f"bulkop-{op.pk}-0-g1"]
     time.sleep(2.5)  # the heartbeat is stale now, but a job for the slice waits: nothing to recover
     with override_settings(BULKOPS_STALE_AFTER=2):
         assert jobs.recover_stale() == []
     # Then a worker killed in the middle of a continuation: recovery enqueues the slice's next
     # generation, and the claims keep every item to one application.
-    second = start_worker(log_path=tmp_path / "second.log", **env)
-    try:
+    with running_worker(log_path=tmp_path / "second.log", **env):
         wait_for(lambda: progress_of(op) >= 3_000, timeout=120, message="the continuations")
-    finally:
-        kill_group(second)
-    third = start_worker(log_path=tmp_path / "third.log", **env)
-    try:
+    with running_worker(log_path=tmp_path / "third.log", **env):
         wait_for(lambda: finished(op), timeout=180, message="the operation to finish")
-    finally:
-        kill_group(third)
     assert_every_item_applied_once(op, ids)
     # The slice went on past the first worker's continuation (g1): by its own next continuation,
     # or by recovery when the kill caught one running — where the kill lands is up to timing.

@@ -1,9 +1,12 @@
 """The import pages (SPEC §12): upload, the preview on the operation page, Start, progress."""
 
 import io
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from bulkops import imports, registry
 from bulkops.models import BulkOperation
 from metrics.models import Metric
 from tickets.models import Ticket
@@ -62,3 +65,19 @@ def test_the_metric_changelist_links_to_the_metric_import(client):
     assert response.status_code == 302
     assert BulkOperation.objects.get().resource_type == "metrics"
     assert Metric.objects.count() == 0  # a preview writes nothing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_import_a_preview_starts_keeps_the_previews_start_time():
+    agent = AgentFactory()
+    # Asked for an hour ago (run_at was ahead then), run at that time, looked at now.
+    run_at = timezone.now().replace(microsecond=0) - timedelta(hours=1)
+    options = imports.Options(resource_type="tickets", action="create", dry_run=True, run_at=run_at)
+    definition = registry.get("tickets", imports.IMPORT)
+    preview, _ = imports.start_import(agent, definition, options, [{"title": "Later", "priority": "high"}])
+    work_off()
+    preview.refresh_from_db()
+    op, _ = imports.start_from_preview(agent, preview)
+    assert (op.run_at, op.status, op.dry_run) == (run_at, "pending", False)  # its time has come: it starts at once
+    work_off()
+    assert list(Ticket.objects.values_list("title", flat=True)) == ["Later"]

@@ -122,3 +122,14 @@ def test_the_command_refuses_an_age_it_cannot_read(user, age):
 )
 def test_parse_age(text, age):
     assert retention.parse_age(text) == age
+
+
+@pytest.mark.django_db
+def test_an_operation_deleted_with_its_user_takes_its_items_along(user):
+    # The items table has no foreign key constraint in PostgreSQL (docs/engine.md, "The items
+    # table"): Django's own cascade is what removes them.
+    operation(user, days_ago=1)
+    kept = operation(AgentFactory(), days_ago=1)
+    user.delete()
+    assert remaining() == {kept.pk}
+    assert BulkOperationItem.objects.count() == 3

@@ -16,7 +16,7 @@ from bulkops.models import BulkOperation, BulkOperationItem, Status
 from tickets.models import Ticket
 
 from ..factories import TicketFactory
-from ..processes import kill_group, start_worker, wait_for
+from ..processes import running_worker, wait_for
 
 TICKETS = "/api/v1/tickets/bulk-operations/"
 RESOLVE = {"operation_type": "update_status", "operation_data": {"status": "resolved"}}
@@ -208,8 +208,7 @@ def scheduler_running():
 def test_a_scheduled_operation_starts_within_5_s_of_run_at_on_every_worker_command(client, tickets, kind):
     """Each command runs rq's scheduler, though neither `rqworker` nor `rq worker` is told
     `--with-scheduler` here: RecoveringWorker turns it on."""
-    worker = start_worker(kind=kind)
-    try:
+    with running_worker(kind=kind):
         wait_for(scheduler_running, timeout=30, message="the worker's scheduler")
         run_at = later(2)
         op_id = create(client, tickets, run_at.isoformat()).json()["operation_id"]
@@ -218,8 +217,6 @@ def test_a_scheduled_operation_starts_within_5_s_of_run_at_on_every_worker_comma
             timeout=30,
             message="the scheduled operation to finish",
         )
-    finally:
-        kill_group(worker)
     late = (op.started_at - op.run_at).total_seconds()
     assert 0 <= late < 5, late
     assert set(Ticket.objects.values_list("status", "version")) == {("resolved", 2)}
@@ -229,21 +226,17 @@ def test_a_scheduled_operation_starts_within_5_s_of_run_at_on_every_worker_comma
 def test_a_scheduled_operation_survives_a_killed_worker(client, tickets):
     """kill -9 of the worker (and its scheduler) before run_at; a fresh worker starts it
     although the dead scheduler's lock lasts a minute: recovery enqueues it once it is overdue."""
-    first = start_worker(BULKOPS_STALE_AFTER=4)
-    wait_for(scheduler_running, timeout=30, message="the worker's scheduler")
-    run_at = later(3)
-    op_id = create(client, tickets, run_at.isoformat()).json()["operation_id"]
-    kill_group(first)
+    with running_worker(BULKOPS_STALE_AFTER=4):
+        wait_for(scheduler_running, timeout=30, message="the worker's scheduler")
+        run_at = later(3)
+        op_id = create(client, tickets, run_at.isoformat()).json()["operation_id"]
     assert scheduler_running()  # its lock outlives it
-    second = start_worker(BULKOPS_STALE_AFTER=4)
-    try:
+    with running_worker(BULKOPS_STALE_AFTER=4):
         op = wait_for(
             lambda: BulkOperation.objects.filter(pk=op_id, status=Status.COMPLETED).first(),
             timeout=40,
             message="the scheduled operation to finish",
         )
-    finally:
-        kill_group(second)
     late = (op.started_at - op.run_at).total_seconds()
     # SCHEDULER_GRACE + a sweep interval (2 s here) + a fork
     assert 0 <= late < 8, late
