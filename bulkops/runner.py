@@ -185,16 +185,19 @@ def apply_all(op, definition, ctx, *, write=CHUNK):
     with transaction.atomic():
         configure_transaction()
         # Every lock is held to the end anyway: an engine-chosen size is simply the largest.
-        # From a cursor: everything before it is taken, and the last item ends the loop
-        # without one more (empty) claim.
+        # From a cursor: everything before it is taken.
         cursor, limit = 0, op.batch_size or conf.MAX_BATCH_SIZE
-        while cursor < op.total_items and (items := claim(op, cursor, op.total_items, limit)):
-            cursor = items[-1].position + 1
+        while items := claim(op, cursor, op.total_items, limit):
             outcomes = apply_chunk(op, definition, ctx, items, write=write)
             failures = {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
             if failures:
                 raise AtomicFailure(failures)
             record(op, items, outcomes, count=False)
+            cursor = items[-1].position + 1
+            if cursor >= op.total_items:
+                # The last item is done: no empty claim, and a cancel now comes after the last
+                # item, which stops nothing (as in partial mode: final_status).
+                break
             if current_status(op) == Status.CANCELLING:
                 raise AtomicCancelled()
 
