@@ -15,6 +15,8 @@ from itertools import batched, repeat
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import conf, errors, jobs, registry, runner
@@ -177,8 +179,11 @@ def find_idempotent(user, key, body_fingerprint):
 
 
 def lock_user(user):
-    """Serialise a user's operation starts across processes, so that the active cap holds."""
-    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    """Serialise a user's operation starts across processes, so that the active cap holds:
+    lock the user's row, and count their active operations in the same statement."""
+    active = BulkOperation.objects.filter(user=OuterRef("pk")).active().order_by().values("user")
+    count = Coalesce(Subquery(active.annotate(n=Count("pk")).values("n")), 0)
+    return get_user_model().objects.select_for_update().filter(pk=user.pk).values_list(count, flat=True).first()
 
 
 def start_operation(user, request, *, idempotency_key=None, body_fingerprint=""):
@@ -217,12 +222,12 @@ def defer_flush():
 def create_operation(user, request, *, total_items, idempotency_key=None, body_fingerprint=""):
     """The operation row (inside the caller's transaction), or the one an earlier request with
     the same Idempotency-Key made: (operation, created). Its items are the caller's to write."""
-    lock_user(user)
+    active = lock_user(user)
     if idempotency_key:
         existing = find_idempotent(user, idempotency_key, body_fingerprint)
         if existing:
             return existing, False
-    if BulkOperation.objects.filter(user=user).active().count() >= conf.MAX_ACTIVE_PER_USER:
+    if active >= conf.MAX_ACTIVE_PER_USER:
         raise errors.TooManyActive()
     # A sync operation starts as it is created: its own request runs it (run_now), nothing else.
     now = timezone.now() if request.execution == Execution.SYNC else None
