@@ -46,10 +46,14 @@ def start(op_id):
     ).update(status=Status.IN_PROGRESS, started_at=now, heartbeat_at=now)
     op = BulkOperation.objects.select_related("user").get(pk=op_id)
     if op.status == Status.IN_PROGRESS and op.started_at == now:
-        log.info("operation started", extra={"operation_id": str(op.pk), "user_id": op.user_id})
+        log_started(op)
         if op.run_at is not None:  # nobody was told it would start now: no chunk says so yet
             announce(op)
     return op if op.status in (Status.IN_PROGRESS, Status.CANCELLING) else None
+
+
+def log_started(op):
+    log.info("operation started", extra={"operation_id": str(op.pk), "user_id": op.user_id})
 
 
 def announce(op):
@@ -57,16 +61,23 @@ def announce(op):
     transaction.on_commit(lambda: signals.status_changed.send(BulkOperation, op=op))
 
 
-def run_slice(op_id, number, *, pace=None, cursor=None, taking_over=False):
+def run_slice(op_id, number, *, pace=None, cursor=None, taking_over=False, op=None):
     """Process slice `number` of an operation chunk by chunk, then take over what its siblings
     left pending; the last slice to finish finalises.
 
     `pace` (bulkops/pacing.py) ends the slice when its time is up or its tokens are far off:
     it then returns where to go on (a `Continuation`), and finalises nothing. A continuation
-    passes `cursor` and `taking_over` back in."""
-    op = start(op_id)
+    passes `cursor` and `taking_over` back in.
+
+    `op`: a sync operation, created in progress by the request that runs it
+    (services.run_now). It is run as it is in memory, with no start to write or read back,
+    and `finalize` brings that same instance up to date."""
     if op is None:
-        return None
+        op = start(op_id)
+        if op is None:
+            return None
+    else:
+        log_started(op)
     definition = registry.get(op.resource_type, op.operation_type)
     ctx = context_for(op)
     if op.mode == Mode.ATOMIC:
@@ -88,7 +99,7 @@ def run_slice(op_id, number, *, pace=None, cursor=None, taking_over=False):
                 return Continuation(stopped, taking_over=True)
         if status == Status.CANCELLING:
             skip_pending(op, 0, op.total_items)
-    finalize(op.pk)
+    finalize(op.pk, op=op)
     return None
 
 
@@ -174,7 +185,9 @@ def apply_all(op, definition, ctx, *, write=CHUNK):
     with transaction.atomic():
         configure_transaction()
         # Every lock is held to the end anyway: an engine-chosen size is simply the largest.
-        while items := claim(op, 0, op.total_items, op.batch_size or conf.MAX_BATCH_SIZE):
+        # From a cursor: everything before it is taken.
+        cursor, limit = 0, op.batch_size or conf.MAX_BATCH_SIZE
+        while items := claim(op, cursor, op.total_items, limit):
             outcomes = apply_chunk(op, definition, ctx, items, write=write)
             failures = {i.position: outcomes[i.pk] for i in items if outcomes[i.pk].status == ItemStatus.FAILED}
             if failures:
@@ -182,6 +195,9 @@ def apply_all(op, definition, ctx, *, write=CHUNK):
             record(op, items, outcomes, count=False)
             if current_status(op) == Status.CANCELLING:
                 raise AtomicCancelled()
+            cursor = items[-1].position + 1
+            if cursor >= op.total_items:
+                break  # the last item is done: spare an empty claim
 
 
 def mark_rolled_back(op, failures):
@@ -253,10 +269,17 @@ def fail_pending(op, error):
     )
 
 
-def finalize(op_id, *, error=""):
-    """Close the operation if no item is left pending (or on an operation-level error)."""
+def finalize(op_id, *, error="", op=None):
+    """Close the operation if no item is left pending (or on an operation-level error).
+
+    Returns it as it now is; `op`, when given, is that instance brought up to date (a sync
+    run's, so that its request need not read it again)."""
     with transaction.atomic():
-        op = BulkOperation.objects.select_for_update().get(pk=op_id)
+        locked = BulkOperation.objects.select_for_update()
+        if op is None:
+            op = locked.get(pk=op_id)
+        else:
+            op.refresh_from_db(from_queryset=locked)
         if op.is_finished:
             return op
         if error:

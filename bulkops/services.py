@@ -15,6 +15,8 @@ from itertools import batched, repeat
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import conf, errors, jobs, registry, runner
@@ -177,8 +179,11 @@ def find_idempotent(user, key, body_fingerprint):
 
 
 def lock_user(user):
-    """Serialise a user's operation starts across processes, so that the active cap holds."""
-    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    """Serialise a user's operation starts across processes, so that the active cap holds:
+    lock the user's row, and count their active operations in the same statement."""
+    active = BulkOperation.objects.filter(user=OuterRef("pk")).active().order_by().values("user")
+    count = Coalesce(Subquery(active.annotate(n=Count("pk")).values("n")), 0)
+    return get_user_model().objects.select_for_update().filter(pk=user.pk).values_list(count, flat=True).first()
 
 
 def start_operation(user, request, *, idempotency_key=None, body_fingerprint=""):
@@ -188,6 +193,8 @@ def start_operation(user, request, *, idempotency_key=None, body_fingerprint="")
     user's row, so that it holds across processes.
     """
     with transaction.atomic():
+        if request.execution == Execution.SYNC:
+            defer_flush()
         op, created = create_operation(
             user,
             request,
@@ -202,17 +209,32 @@ def start_operation(user, request, *, idempotency_key=None, body_fingerprint="")
     return finish_launch(op), True
 
 
+def defer_flush():
+    """Commit this transaction without waiting for the WAL flush (~2.5 ms here), for a sync
+    operation's creation: its request answers only after `finalize` has committed
+    synchronously, which flushes this commit too. Should the database crash before that, the
+    caller got no answer, and the operation is simply gone with its items."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('synchronous_commit', 'off', true)")
+
+
 def create_operation(user, request, *, total_items, idempotency_key=None, body_fingerprint=""):
     """The operation row (inside the caller's transaction), or the one an earlier request with
     the same Idempotency-Key made: (operation, created). Its items are the caller's to write."""
-    lock_user(user)
+    active = lock_user(user)
     if idempotency_key:
         existing = find_idempotent(user, idempotency_key, body_fingerprint)
         if existing:
             return existing, False
-    if BulkOperation.objects.filter(user=user).active().count() >= conf.MAX_ACTIVE_PER_USER:
+    if active >= conf.MAX_ACTIVE_PER_USER:
         raise errors.TooManyActive()
+    # A sync operation starts as it is created: its own request runs it (run_now), nothing else.
+    now = timezone.now() if request.execution == Execution.SYNC else None
     op = BulkOperation.objects.create(
+        status=Status.IN_PROGRESS if now else Status.PENDING,
+        started_at=now,
+        heartbeat_at=now,
         user=user,
         resource_type=request.resource_type,
         operation_type=request.operation_type,
@@ -282,14 +304,13 @@ def finish_launch(op):
     )
     if op.execution == Execution.SYNC:
         run_now(op)
-        op.refresh_from_db()
     return op
 
 
 def run_now(op):
-    """Process a synchronous operation inside the request, in this process."""
-    for number in range(op.slices):
-        runner.run_slice(op.pk, number)  # each finalises when nothing is left
+    """Process a synchronous operation inside the request, in this process: its one slice,
+    on the instance in memory, which `finalize` leaves as the operation ends."""
+    runner.run_slice(op.pk, 0, op=op)
 
 
 def get_operation(user, op_id):

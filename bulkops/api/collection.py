@@ -4,6 +4,7 @@
 from rest_framework import serializers
 from rest_framework.routers import SimpleRouter
 
+from ..models import ItemStatus
 from .throttling import ScopedRateThrottle
 
 COLLECTION_ACTIONS = {"put": "bulk_update", "patch": "bulk_partial_update"}
@@ -39,3 +40,13 @@ class UniqueIdsListSerializer(serializers.ListSerializer):
             if seen != index:
                 raise serializers.ValidationError(f"[{index}] duplicate id {element['id']} (first at [{seen}]).")
         return attrs
+
+
+def unsuccessful_items(op):
+    """The items of a finished sync operation that did not succeed, in request order: read
+    only when its counters say there are some, so a call where every item succeeded answers
+    from its request's own ids."""
+    if op.successful_items == op.total_items:
+        return []
+    fields = ("target_id", "status", "error_code", "error_message")
+    return list(op.items.exclude(status=ItemStatus.SUCCEEDED).order_by("position").only(*fields))

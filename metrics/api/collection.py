@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from bulkops import conf
 from bulkops import services as bulk
-from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
+from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer, unsuccessful_items
 from bulkops.api.mixins import StrictIntegerField
 from bulkops.api.serializers import ErrorBodySerializer
 from bulkops.counters import counters
@@ -93,13 +93,14 @@ def set_verifications(user, updates, batch_size):
     return op
 
 
-def report(op, user):
-    """The metrics as they are now (as `user`, who made `op`, sees them), and the failures,
-    both in request order."""
-    items = list(op.items.order_by("position").only("target_id", "status", "error_code", "error_message"))
-    succeeded = [item.target_id for item in items if item.status == ItemStatus.SUCCEEDED]
+def report(op, user, ids):
+    """The metrics as they are now (as `user`, who made `op` of `ids`, sees them), and the
+    failures, both in request order."""
+    others = unsuccessful_items(op)
+    left = {item.target_id for item in others}
+    succeeded = [target for target in map(str, ids) if target not in left]
     metrics = {str(pk): metric for pk, metric in Metric.objects.visible_to(user).in_bulk(succeeded).items()}
-    failed = [item for item in items if item.status == ItemStatus.FAILED]
+    failed = [item for item in others if item.status == ItemStatus.FAILED]
     return {
         "updated_metrics": [metrics[pk] for pk in succeeded],
         "failed_updates": [
@@ -130,5 +131,7 @@ class MetricCollectionViewSet(CollectionThrottleMixin, MetricViewSet):
         """Set the verification of up to 1,000 metrics; each update succeeds or fails on its own."""
         body = VerificationUpdatesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        op = set_verifications(request.user, body.validated_data["updates"], body.validated_data.get("batch_size"))
-        return Response(VerificationReportSerializer(report(op, request.user)).data)
+        updates = body.validated_data["updates"]
+        op = set_verifications(request.user, updates, body.validated_data.get("batch_size"))
+        ids = [update["id"] for update in updates]
+        return Response(VerificationReportSerializer(report(op, request.user, ids)).data)

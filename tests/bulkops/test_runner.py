@@ -145,12 +145,12 @@ def test_an_atomic_operation_whose_write_fails_names_the_item_and_changes_nothin
     assert set(Ticket.objects.values_list("status", "version")) == {("open", 1)}
 
 
-def test_cancelling_an_atomic_operation_rolls_back_what_it_had_done():
-    agent = AgentFactory()
-    tickets = TicketFactory.create_batch(4)
-    op = start(agent, [t.pk for t in tickets], mode="atomic", batch_size=2)
+@contextmanager
+def cancelled_while_applying(agent, op, item):
+    """Cancel `op` through the service, from another connection, as its `item`-th item (from 1)
+    is applied: while an atomic operation's transaction is open, which the cancel must not wait for."""
     definition = runner.registry.get("tickets", "update_status")
-    original = definition.apply
+    original, applied = definition.apply, []
 
     def cancel_elsewhere():
         try:
@@ -159,19 +159,39 @@ def test_cancelling_an_atomic_operation_rolls_back_what_it_had_done():
             connections.close_all()
 
     def apply_then_cancel(record, ctx, data):
-        # The API cancels from another connection while the atomic transaction is open;
-        # it must not wait for that transaction.
-        canceller = threading.Thread(target=cancel_elsewhere)
-        canceller.start()
-        canceller.join(timeout=5)
-        assert not canceller.is_alive(), "cancel waited for the atomic transaction"
+        applied.append(record.pk)
+        if len(applied) == item:
+            canceller = threading.Thread(target=cancel_elsewhere)
+            canceller.start()
+            canceller.join(timeout=5)
+            assert not canceller.is_alive(), "cancel waited for the atomic transaction"
         return original(record, ctx, data)
 
     definition.apply = apply_then_cancel
     try:
-        op = run(op)
+        yield
     finally:
         del definition.apply
+
+
+def test_cancelling_an_atomic_operation_rolls_back_what_it_had_done():
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(4)
+    op = start(agent, [t.pk for t in tickets], mode="atomic", batch_size=2)
+    with cancelled_while_applying(agent, op, 1):
+        op = run(op)
+    assert op.status == "cancelled"
+    assert set(op.items.values_list("status", flat=True)) == {"skipped"}
+    assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_a_cancel_during_the_last_chunk_of_an_atomic_operation_still_rolls_it_back():
+    """Nothing is committed before the last chunk is: the cancel still stops it all."""
+    agent = AgentFactory()
+    tickets = TicketFactory.create_batch(4)
+    op = start(agent, [t.pk for t in tickets], mode="atomic", batch_size=2)
+    with cancelled_while_applying(agent, op, len(tickets)):
+        op = run(op)
     assert op.status == "cancelled"
     assert set(op.items.values_list("status", flat=True)) == {"skipped"}
     assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
@@ -336,8 +356,8 @@ def test_counters_equal_the_item_rows_after_finalize_even_if_they_drifted():
 def test_items_are_written_in_one_statement(django_assert_num_queries):
     agent = AgentFactory()
     request = services.Request("tickets", "update_status", list(range(1, 5001)), {"status": "closed"})
-    # BEGIN, user lock, active-cap count, operation insert, all items, COMMIT.
-    with django_assert_num_queries(6):
+    # BEGIN, user lock with the active-cap count, operation insert, all items, COMMIT.
+    with django_assert_num_queries(5):
         op, _ = services.start_operation(agent, request)
     assert BulkOperationItem.objects.filter(operation=op).count() == 5000
     assert list(op.items.order_by("position").values_list("target_id", flat=True)[:3]) == ["1", "2", "3"]

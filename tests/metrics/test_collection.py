@@ -3,6 +3,8 @@
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.throttling import ScopedRateThrottle
 
 from bulkops.models import BulkOperation
@@ -93,6 +95,24 @@ def test_each_update_fails_on_its_own_with_its_code(client_for, user):
         bad_value.pk: "not_requested",
     }
     assert BulkOperation.objects.get().status == "partial"
+
+
+def test_its_statements_do_not_grow_with_the_number_of_updates(client_for, user):
+    """The operation is written and read a fixed number of times, whatever its size; the
+    items are not read back when every update succeeded."""
+    metrics = MetricFactory.create_batch(30, owner=user)
+    client = client_for(user)
+
+    def statements(count):
+        body = {"updates": [{"id": str(m.pk), "verification": "verified"} for m in metrics[:count]]}
+        with CaptureQueriesContext(connection) as queries:
+            assert put(client, body).json()["success_count"] == count
+        return [q["sql"] for q in queries]
+
+    few, many = statements(3), statements(30)
+    assert len(few) == len(many)
+    read_back = [sql for sql in many if '"bulkops_bulkoperationitem"."target_id"' in sql and "FOR UPDATE" not in sql]
+    assert not read_back  # only the claim reads items one by one
 
 
 def test_staff_may_set_any_metric(client_for, staff):

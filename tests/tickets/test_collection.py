@@ -191,6 +191,23 @@ def test_it_locks_the_rows_in_id_order_in_one_statement(client_for, agent):
     assert 'ORDER BY "tickets_ticket"."id" ASC' in locks[0]
 
 
+def test_its_statements_do_not_grow_with_the_number_of_tickets(client_for, agent):
+    """The operation is written and read a fixed number of times, whatever its size; the
+    items are not read back when every ticket changed."""
+    tickets = TicketFactory.create_batch(30)
+    client = client_for(agent)
+
+    def statements(count):
+        with CaptureQueriesContext(connection) as queries:
+            assert patch(client, [{"id": t.pk, "priority": "high"} for t in tickets[:count]]).status_code == 200
+        return [q["sql"] for q in queries]
+
+    few, many = statements(3), statements(30)
+    assert len(few) == len(many)
+    read_back = [sql for sql in many if '"bulkops_bulkoperationitem"."target_id"' in sql and "FOR UPDATE" not in sql]
+    assert not read_back  # only the claim reads items one by one
+
+
 def names_element(message, index, rest):
     """The message locates the element: "[3] status: …"."""
     return message == f"[{index}] {rest}"

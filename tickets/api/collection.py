@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from bulkops import conf
 from bulkops import services as bulk
-from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer
+from bulkops.api.collection import CollectionThrottleMixin, UniqueIdsListSerializer, unsuccessful_items
 from bulkops.api.mixins import StrictIntegerField
 from bulkops.api.serializers import ErrorBodySerializer
 from bulkops.counters import counters
@@ -90,18 +90,21 @@ def change_tickets(user, elements):
     return op
 
 
-def answer(op):
-    """200 with every ticket as it is now, or 422 with every item's error."""
-    items = list(op.items.order_by("position").only("target_id", "error_code", "error_message"))
+def answer(op, ids):
+    """200 with every ticket as it is now, or 422 with every item's error (in atomic mode,
+    every item is failed then: its own code, or ROLLED_BACK)."""
     body = {**counters(op, "collection_patch"), "operation_id": op.pk}
     if op.status == Status.FAILED:
+        items = unsuccessful_items(op)
         errors = [{"id": int(i.target_id), "error_code": i.error_code, "error_message": i.error_message} for i in items]
         body = {"success": False, **body, "errors": errors}
         return Response(CollectionRefusedSerializer(body).data, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-    ids = [int(item.target_id) for item in items]
     tickets = Ticket.objects.in_bulk(ids)  # read back: what triggers did shows too
-    results = [{"id": pk, "success": True, "data": tickets[pk]} for pk in ids]
-    return Response(CollectionChangedSerializer({"success": True, **body, "results": results}).data)
+    # The tickets as the single PATCH shows them, in one pass: a ChangedSerializer around each
+    # of them cost 40 % more than the tickets themselves (docs/benchmarks.md).
+    data = TicketSerializer([tickets[pk] for pk in ids], many=True).data
+    results = [{"id": pk, "success": True, "data": ticket} for pk, ticket in zip(ids, data, strict=True)]
+    return Response({**CollectionAnswerSerializer({"success": True, **body}).data, "results": results})
 
 
 class TicketCollectionViewSet(CollectionThrottleMixin, TicketViewSet):
@@ -130,4 +133,5 @@ class TicketCollectionViewSet(CollectionThrottleMixin, TicketViewSet):
         elements.is_valid(raise_exception=True)
         if not elements.validated_data:
             return Response(CollectionChangedSerializer(NOTHING_CHANGED).data)
-        return answer(change_tickets(request.user, elements.validated_data))
+        ids = [element["id"] for element in elements.validated_data]
+        return answer(change_tickets(request.user, elements.validated_data), ids)
