@@ -25,6 +25,9 @@ def arguments():
     parser.add_argument(
         "--million", action="store_true", help="instead: one 1,000,000-item operation, create to revert (~15 min)"
     )
+    parser.add_argument(
+        "--million-create", action="store_true", help="instead: only create and cancel that operation, --runs times"
+    )
     parser.add_argument("--runs", type=int, help="runs per figure (default 3)")
     parser.add_argument(
         "--batch-size", type=int, help="chunk size of the async operations (default: none, the engine's)"
@@ -109,13 +112,14 @@ def run(stack, sizes, args):
     redis.flushdb()
     log(f"bench: migrating {args.db_name} …")
     stack.migrate()
+    args.million = args.million or args.million_create
     tickets = MILLION if args.million else sizes.tickets
     log(f"bench: seeding {tickets:,} tickets and {sizes.metrics:,} metrics …")
     agent, token = seed(tickets, sizes.metrics)
     stack.start_daphne(token)
     if args.million:
-        bench = Million(stack, Api(stack.base_url, token), MILLION)
-        bench.run(log)
+        bench = Million(stack, Api(stack.base_url, token), MILLION, runs=args.runs or (3 if args.million_create else 1))
+        bench.run(log, create_only=args.million_create)
         rows = []
         bench.rows(lambda *cells: rows.append(Row(*cells)))
     else:
@@ -124,9 +128,11 @@ def run(stack, sizes, args):
         rows = Summary(bench.results, sizes).build()
     pg_version, redis_version = versions()
     mode = "million" if args.million else "quick" if args.quick else "full"
+    flag = " --million-create" if args.million_create else " --million" if args.million else ""
+    runs = bench.runs if args.million else sizes.runs
     text = "\n".join(
         [
-            f"`python -m bench{' --quick' if args.quick else ''}{' --million' if args.million else ''}` ({mode}; {sizes.runs} runs per figure, "
+            f"`python -m bench{' --quick' if args.quick else ''}{flag}` ({mode}; {runs} runs per figure, "
             f"median and min–max; async chunks: {sizes.batch_size or 'engine-sized (no batch_size)'}; {time.perf_counter() - began:.0f} s)",
             "",
             *machine(pg_version, redis_version),
@@ -138,7 +144,9 @@ def run(stack, sizes, args):
     for path, profile in bench.profiles:
         print(f"\nProfile ({path}):\n{profile}")
     if args.write_docs:
-        write_docs(text, "bench-million" if args.million else "bench")
+        write_docs(
+            text, "bench-million-create" if args.million_create else "bench-million" if args.million else "bench"
+        )
     return 1 if bench.results.get("errors") else 0
 
 
