@@ -149,7 +149,19 @@ class AnyOf(In):
         lhs, params = self.process_lhs(compiler, connection)
         field = self.lhs.output_field
         values = [field.get_db_prep_value(value, connection, prepared=True) for value in self.rhs]
-        return f"{lhs} = ANY(%s::{field.db_type(connection)}[])", [*params, array_literal(values)]
+        return f"{lhs} = ANY(%s::{field.db_type(connection)}[])", [
+            *params,
+            array_literal(in_range(connection, field, values)),
+        ]
+
+
+def in_range(connection, field, values):
+    """The values an integer column can hold: one outside its range matches no row (as with
+    `__in`), where the array cast would refuse the whole query."""
+    low, high = connection.ops.integer_field_ranges.get(field.get_internal_type(), (None, None))
+    if low is None:
+        return values
+    return [value for value in values if value is None or low <= value <= high]
 
 
 def array_literal(values):

@@ -103,3 +103,9 @@ def test_any_lookup_takes_ids_and_uuids():
         AgentFactory(), services.Request("tickets", "update_status", [tickets[0].pk], {"status": "closed"})
     )
     assert list(type(op).objects.filter(pk__any=[op.pk, uuid.uuid4()])) == [op]
+
+
+def test_an_id_outside_the_columns_range_matches_nothing_instead_of_failing_the_query():
+    ticket = TicketFactory()
+    assert list(Ticket.objects.filter(pk__any=[ticket.pk, 2**64, -(2**64)])) == [ticket]
+    assert list(Ticket.objects.filter(pk__any=[19978514937791475712])) == []

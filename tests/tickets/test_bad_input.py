@@ -146,8 +146,18 @@ def test_an_unknown_api_url_is_a_json_404(client, path):
     assert response.json()["error"]["code"] == "NOT_FOUND"
 
 
-def test_an_id_beyond_any_integer_is_404(client):
-    response = client.get(f"/api/v1/tickets/{2**80}/")
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("get", "", None),
+        ("patch", "", {"title": "x"}),
+        ("delete", "", None),
+        ("post", "restore/", None),
+        ("post", "comments/", {"body": "x"}),
+    ],
+)
+def test_an_id_beyond_any_integer_is_404(client, method, suffix, body):
+    response = getattr(client, method)(f"/api/v1/tickets/{2**80}/{suffix}", body, format="json")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "NOT_FOUND"
 
