@@ -13,6 +13,7 @@ import datetime
 import decimal
 import json
 import uuid
+from dataclasses import asdict
 from functools import lru_cache
 
 from django.db import connection
@@ -116,7 +117,8 @@ def insert_rows(model, objs, fields, *, returning=True):
     if not objs:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs)
+        # Light rows (bulkops.audit.row_type) become instances: the ORM writes only those.
+        model.objects.bulk_create([obj if isinstance(obj, model) else model(**asdict(obj)) for obj in objs])
         return
     fields = _fields(model, fields)
     _stamp(fields, objs, add=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from bulkops import errors
+from bulkops import audit, errors
 from bulkops.operations import Context
 from bulkops.services import check_unmoved
 from bulkops.sql import insert_rows, update_rows
@@ -19,7 +19,8 @@ from .models import Metric, MetricEvent, MetricPermission, Role, has_role
 
 SAVED_FIELDS = ["verification", "name", "description", "definition", "version", "updated_at"]
 CREATED_FIELDS = ["id", "owner", *SAVED_FIELDS, "created_at"]
-EVENT_FIELDS = ["metric", "actor", "bulk_operation", "field", "old_value", "new_value", "reason", "created_at"]
+EVENT_FIELDS = audit.columns(MetricEvent)
+Event = audit.row_type(MetricEvent)  # metric_id, actor_id, bulk_operation_id, field, old_value, …
 
 
 @dataclass
@@ -46,20 +47,20 @@ class Share:
     """A role given (`permission.role` set) or taken back (`removed`), with its audit row."""
 
     permission: MetricPermission
-    event: MetricEvent | None
+    event: object  # an unsaved audit row (Event), or None
     removed: bool = False
 
 
 def event(metric, ctx, name, old, new, now):
-    return MetricEvent(
-        metric=metric,
-        actor_id=ctx.actor.pk,
-        bulk_operation_id=ctx.operation_id,
-        field=name,
-        old_value=None if old is None else str(old),
-        new_value=None if new is None else str(new),
-        reason=ctx.reason,
-        created_at=now,
+    return Event(
+        metric.pk,
+        ctx.actor.pk,
+        ctx.operation_id,
+        name,
+        None if old is None else str(old),
+        None if new is None else str(new),
+        ctx.reason,
+        now,
     )
 
 
@@ -136,7 +137,7 @@ def save(changes):
     removed = [c.metric.pk for c in changed if c.removed]
     if removed:
         Metric.objects.filter(pk__in=removed).delete()
-    insert_rows(MetricEvent, [e for c in changed for e in c.events], EVENT_FIELDS)
+    insert_rows(MetricEvent, [e for c in changed for e in c.events], EVENT_FIELDS, returning=False)
 
 
 def lock(user, metric_ids):
@@ -198,7 +199,7 @@ def save_share(share):
     else:
         share.permission.save()
     if share.event is not None:
-        share.event.save()
+        insert_rows(MetricEvent, [share.event], EVENT_FIELDS, returning=False)
 
 
 def share(metric_id, actor, user, role):

@@ -114,19 +114,43 @@ def test_settings_accept_a_missing_secret_key_with_the_dev_key_flag():
     assert import_settings(BULKOPS_INSECURE_DEV_KEY="1").returncode == 0
 
 
-def test_the_sqlite_fallback_migrates_and_takes_the_demo_data(tmp_path):
+@pytest.fixture
+def sqlite_env(tmp_path):
+    """The environment of `make run` on the SQLite fallback, migrated."""
     url = devserver.SQLITE_URL.replace(str(devserver.BASE_DIR / "db.sqlite3"), str(tmp_path / "db.sqlite3"))
     env = devserver.child_environment(dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings"), url, DEAD_REDIS)
     devserver.manage(env, "migrate", "--noinput", "--verbosity", "0")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "seed_demo", "--tickets", "30", "--metrics", "4"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    return env
+
+
+def run_manage(env, *args):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
+
+
+def test_the_sqlite_fallback_migrates_and_takes_the_demo_data(sqlite_env):
+    result = run_manage(sqlite_env, "seed_demo", "--tickets", "30", "--metrics", "4")
     assert "Added 30 tickets (now 30) and 4 metrics (now 4)" in result.stdout
+
+
+CHANGE_BOTH = """
+from django.contrib.auth import get_user_model
+from bulkops.operations import Context
+from metrics import services as metrics
+from tickets import services as tickets
+ctx = Context(actor=get_user_model().objects.create_user("staff", is_staff=True, is_superuser=True))
+ticket = tickets.create(ctx, {"title": "Printer"})
+tickets.change(ticket.pk, ctx, tickets.apply_update, {"priority": "high"})
+metric = metrics.create(ctx, {"name": "Churn", "definition": "lost / all"})
+metrics.change(metric.pk, ctx, metrics.apply_update, {"verification": "verified"})
+print([(e.field, e.new_value) for e in ticket.events.all()], [(e.field, e.new_value) for e in metric.events.all()])
+"""
+
+
+def test_the_sqlite_fallback_writes_changes_with_their_audit_rows(sqlite_env):
+    result = run_manage(sqlite_env, "shell", "--no-startup", "-c", CHANGE_BOTH)
+    assert result.stdout.splitlines()[-1] == "[('priority', 'high')] [('verification', 'verified')]"
 
 
 # --- the fakeredis fallback -------------------------------------------------------------------

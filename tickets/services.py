@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from bulkops import errors
+from bulkops import audit, errors
 from bulkops.operations import Context  # noqa: F401 - re-exported for callers
 from bulkops.services import check_unmoved
 from bulkops.sql import insert_rows, update_rows
@@ -23,23 +23,9 @@ REQUESTER_FIELDS = {"title", "description"}
 EDITABLE_FIELDS = ("title", "description", "status", "priority", "category_id", "assignee_id")
 SAVED_FIELDS = [*EDITABLE_FIELDS, "external_id", "version", "is_deleted", "deleted_at", "updated_at"]
 CREATED_FIELDS = [*EDITABLE_FIELDS, "external_id", "requester_id", "version", "is_deleted", "created_at", "updated_at"]
-EVENT_FIELDS = ["ticket", "actor", "bulk_operation", "field", "old_value", "new_value", "reason", "created_at"]
+EVENT_FIELDS = audit.columns(TicketEvent)
+Event = audit.row_type(TicketEvent)  # ticket_id, actor_id, bulk_operation_id, field, old_value, …
 COMMENT_FIELDS = ["ticket", "author", "body", "bulk_operation", "created_at"]
-
-
-@dataclass(slots=True)
-class Event:
-    """An unsaved audit row (a TicketEvent's columns): the bulk engine makes one per changed
-    field, and a light row costs a fraction of a model instance."""
-
-    ticket_id: int
-    actor_id: int
-    bulk_operation_id: object
-    field: str
-    old_value: str | None
-    new_value: str | None
-    reason: str
-    created_at: object
 
 
 @dataclass
