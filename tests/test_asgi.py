@@ -12,6 +12,7 @@ import pytest
 import requests
 from rest_framework.authtoken.models import Token
 
+from bench.data import pending_operation
 from bench.probes import Poller
 from bulkops.models import BulkOperation
 
@@ -148,3 +149,18 @@ def test_a_200_000_row_import_streams_through_the_server_at_little_memory(server
         "priority": "low",
     }
     assert memory.growth < 40 * MB
+
+
+def test_a_200_000_item_csv_streams_through_the_server_at_little_memory(server):
+    """Django collects a synchronous iterator whole before an ASGI server sends its first
+    byte: the CSV of a large operation must reach the client as it is read."""
+    agent = AgentFactory()
+    ids = [ticket.pk for ticket in TicketFactory.create_batch(2)]
+    op = pending_operation(agent, ids * 100_000)
+    headers = {"Authorization": f"Token {Token.objects.create(user=agent).key}"}
+    with PeakMemory(servers.listening_process(server)) as memory:
+        response = requests.get(f"{server}/api/v1/bulk-operations/{op.pk}/items.csv", headers=headers, stream=True)
+        lines = sum(chunk.count(b"\n") for chunk in response.iter_content(65536))
+    assert response.status_code == 200
+    assert lines == 200_001  # the header and every item
+    assert memory.growth < 20 * MB

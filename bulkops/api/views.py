@@ -1,7 +1,6 @@
 """The bulk operations API (`/api/v1/bulk-operations/`): create, status, list, cancel, pause, resume,
 throttle, items, revert, retry."""
 
-import csv
 import uuid
 
 from django.db.models import Avg, Count, F, Sum
@@ -35,6 +34,7 @@ from .serializers import (
     StatsSerializer,
     WebhookSecretSerializer,
 )
+from .streaming import csv_pieces, streamed
 from .throttling import ScopedRateThrottle
 
 # `changed`: true, or false for an item that succeeded without changing anything; empty otherwise.
@@ -54,11 +54,6 @@ STARTED_RESPONSES = {
     422: OpenApiResponse(ErrorBodySerializer, description="Idempotency-Key reused with another body"),
     429: OpenApiResponse(ErrorBodySerializer, description="throttled, or too many active operations"),
 }
-
-
-class Echo:
-    def write(self, value):
-        return value
 
 
 class BulkOperationViewSet(viewsets.GenericViewSet):
@@ -305,7 +300,6 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
     def items_csv(self, request, pk=None):
         op = self.get_object()
         items = self.filter_queryset(op.items.order_by("position"))
-        writer = csv.writer(Echo())
         if imports.is_import(op):
             header, rows = (
                 imports.result_header(op),
@@ -319,13 +313,7 @@ class BulkOperationViewSet(viewsets.GenericViewSet):
             rows = (
                 [*row[:-1], "" if row[-1] is None else str(row[-1]).lower()] for row in values.iterator(chunk_size=2000)
             )
-
-        def lines():
-            yield writer.writerow(header)
-            for row in rows:
-                yield writer.writerow(row)
-
-        response = StreamingHttpResponse(lines(), content_type="text/csv")
+        response = StreamingHttpResponse(streamed(request._request, csv_pieces(header, rows)), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="bulk-operation-{op.pk}.csv"'
         return response
 
