@@ -107,9 +107,21 @@ def first_line(exc):
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+UNIQUE_VIOLATION = "23505"
+
+
 def from_database(exc):
-    """The item error for a write the database refused (a constraint, a trigger)."""
-    code = VALIDATION_ERROR if (sqlstate(exc) or "")[:2] in {"22", "23"} else INTERNAL_ERROR
+    """The item error for a write the database refused (a constraint, a trigger): a unique
+    violation is a CONFLICT (the record exists already: another request created it between
+    the check and the write); other data and integrity errors (22xxx, 23xxx) are
+    VALIDATION_ERROR; anything else INTERNAL_ERROR."""
+    state = sqlstate(exc) or ""
+    if state == UNIQUE_VIOLATION:
+        code = CONFLICT
+    elif state[:2] in {"22", "23"}:
+        code = VALIDATION_ERROR
+    else:
+        code = INTERNAL_ERROR
     return ItemError(first_line(exc), code=code)
 
 

@@ -84,6 +84,19 @@ def enqueue_slices(op_id, slices, *, pending=True, run_at=None):
         enqueue_slice(op_id, number, generation, run_at=run_at)
 
 
+def unschedule_operation(op_id, slices):
+    """After a scheduled operation's cancel commits: its slice jobs out of rq's scheduled
+    registry, and deleted, instead of waiting there until their time. If Redis fails here the
+    cancel still stands: the job, when it comes due, finds nothing to start (runner.start)."""
+    try:
+        registry = queue().scheduled_job_registry
+        for _, job in slice_jobs([(op_id, slices)])[op_id]:
+            if job is not None and job.get_status(refresh=False) == JobStatus.SCHEDULED:
+                registry.remove(job, delete_job=True)
+    except RedisError as exc:
+        log.warning("scheduled jobs not removed; they will start nothing: %s", exc, extra={"operation_id": str(op_id)})
+
+
 def whole_second(when):
     """`when`, rounded up to a whole second: rq's scheduled registry keeps whole seconds and
     would cut the fraction off, and a job that comes early starts nothing (runner.start)."""

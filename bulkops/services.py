@@ -323,14 +323,17 @@ def get_operation(user, op_id):
 
 def cancel_operation(user, op_id):
     """Not started yet (pending, scheduled, awaiting approval) or paused ⇒ cancelled at once;
-    running ⇒ cancelling (workers stop at the next chunk). A scheduled operation's job then
-    finds nothing to start (runner.start)."""
+    running ⇒ cancelling (workers stop at the next chunk). A scheduled operation's jobs leave
+    rq's scheduled registry once the cancel commits (should Redis fail then, they find nothing
+    to start when they come due: runner.start)."""
     with transaction.atomic():
         op = BulkOperation.objects.owned_by(user).select_for_update().filter(pk=op_id).first()
         if op is None:
             raise errors.NotFound("Bulk operation not found")
         if op.is_finished:
             raise errors.Conflict(f"Operation already {op.status}")
+        if op.status == Status.SCHEDULED:
+            transaction.on_commit(partial(jobs.unschedule_operation, op.pk, op.slices))
         # Nothing runs a paused operation, but a slice may still be ending its last chunk:
         # skip_pending waits for that chunk's item locks, then skips what is still pending.
         was_pending = op.status in (*WAITING, Status.PAUSED)

@@ -129,6 +129,18 @@ def test_the_csv_export_and_field_selection_are_documented(schema):
     assert "fields" in {p["name"] for p in status["parameters"]}
 
 
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [("/api/v1/tickets/", "patch"), ("/api/v1/metrics/", "put")],
+    ids=["tickets_patch", "metrics_put"],
+)
+def test_a_collection_change_says_its_operation_id_is_null_when_nothing_was_recorded(schema, path, method):
+    answer = schema["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+    operation_id = schema["components"]["schemas"][answer["$ref"].rsplit("/", 1)[-1]]["properties"]["operation_id"]
+    assert operation_id["format"] == "uuid"
+    assert operation_id["nullable"] is True
+
+
 @pytest.mark.parametrize("url", ["/api/docs/", "/api/redoc/"])
 def test_the_docs_pages_load_their_scripts_from_our_own_static_files(url):
     content = APIClient().get(url).content.decode()

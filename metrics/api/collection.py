@@ -9,7 +9,8 @@ stored: not an object with `updates`, too many updates, a batch_size out of 1–
 update that is not an object, has no valid `id`, names a metric twice, or has keys besides
 `id` and `verification`. A bad verification value fails that update only
 (VALIDATION_ERROR), as do a metric the user cannot see or that does not exist
-(NOT_FOUND) and one they may only view (PERMISSION_DENIED); the others go on.
+(NOT_FOUND) and one they may only view (PERMISSION_DENIED); the others go on. No updates
+change nothing and record nothing: zero counts and `"operation_id": null`.
 """
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -75,7 +76,19 @@ class VerificationReportSerializer(serializers.Serializer):
     total_processed = serializers.IntegerField()
     success_count = serializers.IntegerField()
     failure_count = serializers.IntegerField()
-    operation_id = serializers.UUIDField()
+    operation_id = serializers.UUIDField(allow_null=True, help_text="null for no updates: nothing was recorded")
+
+
+# No updates change nothing, so they record no operation either (SPEC §16), as an empty
+# PATCH /api/v1/tickets/ does.
+NOTHING_CHANGED = {
+    "updated_metrics": [],
+    "failed_updates": [],
+    "total_processed": 0,
+    "success_count": 0,
+    "failure_count": 0,
+    "operation_id": None,
+}
 
 
 def set_verifications(user, updates, batch_size):
@@ -132,6 +145,8 @@ class MetricCollectionViewSet(CollectionThrottleMixin, MetricViewSet):
         body = VerificationUpdatesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         updates = body.validated_data["updates"]
+        if not updates:
+            return Response(VerificationReportSerializer(NOTHING_CHANGED).data)
         op = set_verifications(request.user, updates, body.validated_data.get("batch_size"))
         ids = [update["id"] for update in updates]
         return Response(VerificationReportSerializer(report(op, request.user, ids)).data)

@@ -319,6 +319,25 @@ def test_a_database_refusal_fails_its_operation_only(client_for, agent):
     assert list(Ticket.objects.values_list("title", "version")) == [("allowed", 2)]
 
 
+def test_a_duplicate_the_database_refuses_is_a_409_conflict_for_that_call_only(client_for, agent):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE UNIQUE INDEX test_unique_ticket_title ON tickets_ticket (title)")
+    ticket = TicketFactory(title="Mine")
+    TicketFactory(title="Taken")
+    operations = [
+        {"method": "PATCH", "resource_type": "tickets", "id": ticket.pk, "data": {"title": "Taken"}},
+        {"method": "POST", "resource_type": "tickets", "data": {"title": "Taken"}},
+        {"method": "PATCH", "resource_type": "tickets", "id": ticket.pk, "data": {"title": "Renamed"}},
+    ]
+
+    results = run(client_for(agent), operations).json()["results"]
+
+    assert [r["status"] for r in results] == [409, 409, 200]
+    assert [(r["error"]["code"], r["error"]["type"]) for r in results[:2]] == [("CONFLICT", "conflict_error")] * 2
+    assert "test_unique_ticket_title" in results[0]["error"]["message"]
+    assert sorted(Ticket.objects.values_list("title", "version")) == [("Renamed", 2), ("Taken", 1)]
+
+
 def test_a_replayed_idempotency_key_answers_the_same_batch_once(client_for, agent):
     client = client_for(agent)
     operations = [{"method": "POST", "resource_type": "tickets", "data": {"title": "Once"}}]

@@ -5,6 +5,8 @@ from datetime import datetime, timedelta
 
 import django_rq
 import pytest
+from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 from rq import SimpleWorker
 from rq.job import Job, JobStatus
@@ -16,7 +18,7 @@ from bulkops.models import BulkOperation, BulkOperationItem, Status
 from tickets.models import Ticket
 
 from ..factories import TicketFactory
-from ..processes import running_worker, wait_for
+from ..processes import RedisServer, running_worker, wait_for
 
 TICKETS = "/api/v1/tickets/bulk-operations/"
 RESOLVE = {"operation_type": "update_status", "operation_data": {"status": "resolved"}}
@@ -168,6 +170,36 @@ def test_cancel_of_a_scheduled_operation_skips_every_item_and_its_job_starts_not
     assert (op.status, op.started_at, op.skipped_items) == (Status.CANCELLED, None, 3)
     assert set(op.items.values_list("status", "error_code")) == {("skipped", "CANCELLED")}
     assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_cancel_of_a_scheduled_operation_takes_its_job_out_of_rqs_scheduled_registry(client, tickets):
+    run_at = later(3600).replace(microsecond=0)
+    op_id, other_id = (create(client, tickets, run_at.isoformat()).json()["operation_id"] for _ in range(2))
+    assert scheduled_at(op_id) == {jobs.job_id(op_id, 0): run_at}
+
+    response = client.post(f"{TICKETS}{op_id}/cancel/")
+
+    assert (response.status_code, response.json()["status"]) == (202, "cancelled")
+    assert scheduled_at(op_id) == {}
+    assert not Job.exists(jobs.job_id(op_id, 0), connection=django_rq.get_connection("bulkops"))
+    assert scheduled_at(other_id) == {jobs.job_id(other_id, 0): run_at}  # only its own
+    assert BulkOperation.objects.get(pk=other_id).status == Status.SCHEDULED
+
+
+def test_a_cancel_while_redis_is_down_still_cancels_and_leaves_the_job_to_start_nothing(client, tickets, caplog):
+    run_at = later(3600).replace(microsecond=0)
+    op_id = create(client, tickets, run_at.isoformat()).json()["operation_id"]
+    unreachable = RedisServer()  # never started
+    queues = {name: {**config, "URL": unreachable.url} for name, config in settings.RQ_QUEUES.items()}
+
+    with override_settings(RQ_QUEUES=queues):
+        response = client.post(f"{TICKETS}{op_id}/cancel/")
+
+    assert (response.status_code, response.json()["status"]) == (202, "cancelled")
+    assert BulkOperation.objects.get(pk=op_id).status == Status.CANCELLED
+    assert "scheduled jobs not removed" in caplog.text
+    assert scheduled_at(op_id) == {jobs.job_id(op_id, 0): run_at}  # comes due and starts nothing (above)
+    assert runner.start(op_id) is None
 
 
 # --- recovery -----------------------------------------------------------------------------

@@ -124,18 +124,21 @@ def test_staff_may_set_any_metric(client_for, staff):
     assert Metric.objects.get().verification == "requested"
 
 
-def test_no_updates_change_nothing_and_answer_zero_counts(client_for, user):
-    response = put(client_for(user), {"updates": []})
+def test_no_updates_change_nothing_answer_zero_counts_and_record_no_operation(client_for, user):
+    client = client_for(user)
+    for _ in range(2):
+        response = put(client, {"updates": []})
 
-    assert response.status_code == 200
-    assert response.json() == {
-        "updated_metrics": [],
-        "failed_updates": [],
-        "total_processed": 0,
-        "success_count": 0,
-        "failure_count": 0,
-        "operation_id": str(BulkOperation.objects.get().pk),
-    }
+        assert response.status_code == 200
+        assert response.json() == {
+            "updated_metrics": [],
+            "failed_updates": [],
+            "total_processed": 0,
+            "success_count": 0,
+            "failure_count": 0,
+            "operation_id": None,
+        }
+    assert not BulkOperation.objects.exists()
 
 
 def test_a_thousand_updates_are_accepted_in_one_request(client_for, user):
@@ -280,9 +283,10 @@ def test_more_than_a_thousand_updates_are_refused(client_for, user):
 def test_it_is_rate_limited_per_user(client_for, user, monkeypatch):
     monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "metrics_bulk", "2/min")
     client = client_for(user)
+    one_update = {"updates": [{"id": str(MetricFactory(owner=user).pk), "verification": "verified"}]}
 
-    assert [put(client, {"updates": []}).status_code for _ in range(2)] == [200, 200]
-    throttled = put(client, {"updates": []})
+    assert [put(client, one_update).status_code for _ in range(2)] == [200, 200]
+    throttled = put(client, one_update)
 
     assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "THROTTLED"

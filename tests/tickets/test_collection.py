@@ -420,6 +420,24 @@ def test_a_trigger_refusal_rolls_everything_back_with_the_items_own_code(client_
     assert not TicketEvent.objects.exists()
 
 
+def test_a_duplicate_the_database_refuses_rolls_everything_back_with_conflict(client_for, agent):
+    run_sql("CREATE UNIQUE INDEX test_unique_ticket_title ON tickets_ticket (title)")
+    first, duplicate = TicketFactory.create_batch(2)
+    taken = TicketFactory(title="Taken")
+    before = snapshot()
+
+    response = patch(
+        client_for(agent), [{"id": first.pk, "status": "resolved"}, {"id": duplicate.pk, "title": "Taken"}]
+    )
+
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [(e["id"], e["error_code"]) for e in errors] == [(first.pk, "ROLLED_BACK"), (duplicate.pk, "CONFLICT")]
+    assert "test_unique_ticket_title" in errors[1]["error_message"]
+    assert snapshot() == before
+    assert Ticket.objects.get(title="Taken") == taken
+
+
 def test_a_trigger_raising_without_a_code_is_a_422_not_a_500(client_for, agent):
     run_sql(TRIGGERS)
     ticket, other = TicketFactory.create_batch(2)

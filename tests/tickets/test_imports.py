@@ -4,6 +4,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from bulkops.models import BulkOperation
@@ -296,6 +297,36 @@ def test_json_rows_are_limited_and_must_be_objects(client_for):
     assert [r.status_code for r in (too_many, not_objects, unknown)] == [400, 400, 400]
     assert "unknown column(s): colour" in unknown.json()["error"]["message"]
     assert BulkOperation.objects.count() == 0
+
+
+@pytest.fixture
+def unique_titles():
+    """A unique index the import does not check itself: only the database refuses a duplicate
+    (as it does when another request creates the same external_id between the check and the
+    write). Dropped after the test: a transactional test's flush would keep it."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE UNIQUE INDEX test_unique_ticket_title ON tickets_ticket (title)")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX test_unique_ticket_title")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_the_database_refuses_as_a_duplicate_fails_with_conflict(client_for, unique_titles):
+    TicketFactory(title="Taken")
+    rows = [{"title": "Fresh"}, {"title": "Taken"}, {"title": "Twice"}, {"title": "Twice"}]
+
+    status, items = run(client_for(AgentFactory()), {"rows": rows, "action": "create"})
+
+    assert (status["status"], status["created_items"], status["failed_items"]) == ("partial", 2, 2)
+    assert [(i["status"], i["error_code"]) for i in items] == [
+        ("succeeded", ""),
+        ("failed", "CONFLICT"),
+        ("succeeded", ""),
+        ("failed", "CONFLICT"),
+    ]
+    assert "test_unique_ticket_title" in items[1]["error_message"]
+    assert sorted(Ticket.objects.values_list("title", flat=True)) == ["Fresh", "Taken", "Twice"]
 
 
 @pytest.mark.django_db(transaction=True)
