@@ -122,6 +122,18 @@ def create(ctx, data):
     return change.metric
 
 
+def name_taken(owner_id, name, *, metric_id=None):
+    """Whether the owner has a metric named `name` besides `metric_id` (the one being changed):
+    a name is unique per owner (SPEC §12), so that an import can match on it."""
+    return Metric.objects.filter(owner_id=owner_id, name=name).exclude(pk=metric_id).exists()
+
+
+def name_taken_message(actor, owner_id):
+    if actor.pk == owner_id:
+        return "You already own a metric with this name."
+    return "The owner of this metric already has a metric with this name."
+
+
 def lock_own(user, names):
     """{name: metric} of the actor's own metrics named one of `names`, locked in id order
     (imports match on the name among the caller's own)."""

@@ -47,14 +47,14 @@ class MetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     @extend_schema(request=MetricCreateSerializer, responses={201: MetricSerializer})
     def create(self, request):
-        data = MetricCreateSerializer(data=request.data)
+        data = MetricCreateSerializer(data=request.data, context={"viewer": request.user})
         data.is_valid(raise_exception=True)
         metric = services.create(Context(actor=request.user), data.validated_data)
         return Response(MetricSerializer(metric).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MetricPatchSerializer, responses={200: MetricSerializer})
     def partial_update(self, request, pk=None):
-        data = MetricPatchSerializer(data=request.data)
+        data = MetricPatchSerializer(data=request.data, context={"viewer": request.user, "metric": self.get_object()})
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         version = changes.pop("version", None)
