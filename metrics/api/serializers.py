@@ -57,8 +57,7 @@ validate_name = FreeName()
 
 
 class MetricChangesSerializer(StrictSerializer):
-    """Context: see FreeName."""
-
+    # Context: see FreeName (the serializers' docstrings are the schema's descriptions).
     name = TextField(
         max_length=200, required=False, validators=[validate_name], help_text="Unique among its owner's metrics"
     )

@@ -1,5 +1,7 @@
 """Metric imports (SPEC §12): matched on `name` among the caller's own, or on `id`."""
 
+import uuid
+
 import pytest
 
 from metrics.models import Metric, MetricPermission, Role
@@ -106,3 +108,37 @@ def test_a_create_by_name_of_a_metric_the_caller_owns_is_a_conflict(client_for):
     )
     assert (items[1]["status"], Metric.objects.get(pk=items[1]["item_id"]).owner) == ("succeeded", me)
     assert Metric.objects.get(pk=churn.pk).description == "mine"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_new_rows_of_one_name_in_a_file_make_one_metric(client_for):
+    # Matched on id, neither row names a metric: both find the name free, the database takes
+    # the first, and the chunk redone row by row refuses the second as the single POST would.
+    me = UserFactory()
+    rows = [{"name": "Churn", "description": "first"}, {"name": "Revenue"}, {"name": "Churn", "description": "second"}]
+    status, items = run(client_for(me), {"rows": rows})
+    assert (status["status"], status["created_items"], status["failed_items"]) == ("partial", 2, 1)
+    assert [i["status"] for i in items] == ["succeeded", "succeeded", "failed"]
+    assert (items[2]["error_code"], items[2]["result"]["error_details"]) == (
+        "VALIDATION_ERROR",
+        {"name": ["You already own a metric with this name."]},
+    )
+    assert sorted(Metric.objects.values_list("name", "description")) == [("Churn", "first"), ("Revenue", "")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revert_that_would_restore_a_name_the_owner_gave_another_metric_since_is_a_conflict(client_for):
+    me = UserFactory()
+    client = client_for(me)
+    churn = MetricFactory(owner=me, name="Churn")
+    status, _ = run(client, {"rows": [{"id": str(churn.pk), "name": "Churn (old)"}]})
+    newer = client.post("/api/v1/metrics/", {"name": "Churn"}, format="json").json()
+    response = client.post(f"/api/v1/bulk-operations/{status['operation_id']}/revert/", {}, format="json")
+    assert response.status_code == 202, response.json()
+    work_off()
+    items = client.get(response.json()["links"]["items"]).json()["items"]
+    assert (items[0]["error_code"], items[0]["error_message"]) == (
+        "CONFLICT",
+        f"Metric {churn.pk}: its owner has another metric named 'Churn' now",
+    )
+    assert dict(Metric.objects.values_list("name", "pk")) == {"Churn (old)": churn.pk, "Churn": uuid.UUID(newer["id"])}
