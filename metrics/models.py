@@ -22,6 +22,8 @@ class Role(models.TextChoices):
     OWNER = "owner"
 
 
+UNIQUE_NAME = "unique_metric_owner_name"  # the constraint: a name is unique per owner
+
 ROLE_RANK = {Role.CAN_VIEW: 1, Role.CAN_EDIT: 2, Role.FULL_ACCESS: 3, Role.OWNER: 4}
 
 
@@ -58,6 +60,8 @@ class Metric(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        # An import may match on the name among the caller's own (SPEC §12): one metric per name.
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name=UNIQUE_NAME)]
 
     def __str__(self):
         return self.name

@@ -83,12 +83,16 @@ class Import(ImportType):
         return found
 
     def create_row(self, ctx, row):
-        return services.apply_create(ctx, valid(MetricCreateSerializer(data=row)))
+        # A row keyed by name comes here only once `find` found none of the caller's metrics with it.
+        free = row.get("name") if ctx.data["match_on"] == "name" else None
+        data = valid(MetricCreateSerializer(data=row, context={"viewer": ctx.actor, "free_name": free}))
+        return services.apply_create(ctx, data)
 
     def update_row(self, metric, ctx, row):
         if not row:  # the row names its metric and nothing else
             return services.apply_update(metric, ctx, {})
-        return services.apply_update(metric, ctx, dict(valid(MetricChangesSerializer(data=row))))
+        changes = valid(MetricChangesSerializer(data=row, context={"viewer": ctx.actor, "metric": metric}))
+        return services.apply_update(metric, ctx, dict(changes))
 
 
 def as_uuid(value):

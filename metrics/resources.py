@@ -33,7 +33,8 @@ class Metrics(VersionedResource):
         services.save(changes)
 
     def create(self, ctx, data):
-        return self.represent(services.create(ctx, validated(MetricCreateSerializer(data=data))))
+        data = validated(MetricCreateSerializer(data=data, context={"viewer": ctx.actor}))
+        return self.represent(services.create(ctx, data))
 
     def revert_payload(self, before, result):
         if result.get("action") == "created":  # an import's new metric
@@ -41,7 +42,7 @@ class Metrics(VersionedResource):
         return super().revert_payload(before, result)
 
     def update(self, metric, ctx, data):
-        changes = dict(validated(MetricPatchSerializer(data=data)))
+        changes = dict(validated(MetricPatchSerializer(data=data, context={"viewer": ctx.actor, "metric": metric})))
         version = changes.pop("version", None)
         change = services.apply_update(metric, ctx, changes, expected_version=version)
         services.save([change])

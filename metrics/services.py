@@ -5,9 +5,10 @@ audit rows, `save` writes many. Sharing is audited on the metric too
 (`field: "permission:<user id>"`); it does not change the metric's `version`.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bulkops import audit, errors
@@ -15,7 +16,7 @@ from bulkops.operations import Context
 from bulkops.services import check_unmoved
 from bulkops.sql import insert_rows, update_rows
 
-from .models import Metric, MetricEvent, MetricPermission, Role, has_role
+from .models import UNIQUE_NAME, Metric, MetricEvent, MetricPermission, Role, has_role
 
 SAVED_FIELDS = ["verification", "name", "description", "definition", "version", "updated_at"]
 CREATED_FIELDS = ["id", "owner", *SAVED_FIELDS, "created_at"]
@@ -96,6 +97,8 @@ def apply_revert(metric, ctx, fields, *, expected_version, after=None):
     if after is not None:
         check_unmoved(metric, after, "Metric")
         expected_version = None
+    if "name" in fields and name_taken(metric.owner_id, fields["name"], metric_id=metric.pk):
+        raise errors.Conflict(f"Metric {metric.pk}: its owner has another metric named {fields['name']!r} now")
     return apply_update(metric, ctx, fields, expected_version=expected_version)
 
 
@@ -118,13 +121,39 @@ def apply_remove(metric, ctx, *, expected_version):
 def create(ctx, data):
     """A new metric owned by the actor (the single POST and the batch endpoint)."""
     change = apply_create(ctx, data)
-    save([change])
+    with refusing_taken_name(ctx.actor, ctx.actor.pk):
+        save([change])
     return change.metric
+
+
+def name_taken(owner_id, name, *, metric_id=None):
+    """Whether the owner has a metric named `name` besides `metric_id` (the one being changed):
+    a name is unique per owner (SPEC §12), so that an import can match on it."""
+    return Metric.objects.filter(owner_id=owner_id, name=name).exclude(pk=metric_id).exists()
+
+
+def name_taken_message(actor, owner_id):
+    if actor.pk == owner_id:
+        return "You already own a metric with this name."
+    return "The owner of this metric already has a metric with this name."
+
+
+@contextmanager
+def refusing_taken_name(actor, owner_id):
+    """Write in a savepoint; should the database refuse the name (two requests found it free
+    at once, and the other wrote first), fail CONFLICT, not as a server error."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != UNIQUE_NAME:
+            raise
+        raise errors.Conflict(name_taken_message(actor, owner_id)) from exc
 
 
 def lock_own(user, names):
     """{name: metric} of the actor's own metrics named one of `names`, locked in id order
-    (imports match on the name among the caller's own)."""
+    (imports match on the name among the caller's own: one metric per name, models.UNIQUE_NAME)."""
     qs = Metric.objects.visible_to(user).filter(owner=user, name__any=names)
     return {m.name: m for m in qs.select_for_update(of=("self",)).order_by("pk")}
 
@@ -156,7 +185,8 @@ def locked(metric_id, ctx):
 def change(metric_id, ctx, apply, *args, **kwargs):
     with transaction.atomic():
         result = apply(locked(metric_id, ctx), ctx, *args, **kwargs)
-        save([result])
+        with refusing_taken_name(ctx.actor, result.metric.owner_id):
+            save([result])
     return result
 
 

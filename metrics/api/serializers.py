@@ -31,8 +31,36 @@ class MetricSerializer(FieldSelectionMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class FreeName:
+    """Validator: a name no other metric of the owner has (SPEC §12). Context: `viewer`, who
+    asks; `metric`, the metric being changed (as they see it) — without it, a new metric they
+    will own; `free_name`, a name an import found none of their metrics with, under lock."""
+
+    requires_context = True
+
+    def __call__(self, value, field):
+        viewer, metric = field.context["viewer"], field.context.get("metric")
+        if metric is None:
+            if value == field.context.get("free_name"):
+                return
+            owner_id = viewer.pk
+        else:
+            # Which names the owner uses is for those who may rename the metric to learn:
+            # anyone else gets the refusal the change itself would give them.
+            services.check_role(metric, Role.CAN_EDIT, "update")
+            owner_id = metric.owner_id
+        if services.name_taken(owner_id, value, metric_id=metric and metric.pk):
+            raise serializers.ValidationError(services.name_taken_message(viewer, owner_id))
+
+
+validate_name = FreeName()
+
+
 class MetricChangesSerializer(StrictSerializer):
-    name = TextField(max_length=200, required=False)
+    # Context: see FreeName (the serializers' docstrings are the schema's descriptions).
+    name = TextField(
+        max_length=200, required=False, validators=[validate_name], help_text="Unique among its owner's metrics"
+    )
     description = TextField(allow_blank=True, required=False)
     definition = TextField(allow_blank=True, required=False)
     verification = serializers.ChoiceField(choices=Verification.choices, required=False)
@@ -48,7 +76,7 @@ class MetricPatchSerializer(MetricChangesSerializer):
 
 
 class MetricCreateSerializer(MetricChangesSerializer):
-    name = TextField(max_length=200)
+    name = TextField(max_length=200, validators=[validate_name], help_text="Unique among the metrics you own")
 
 
 class MetricPermissionSerializer(FieldSelectionMixin, serializers.ModelSerializer):

@@ -1,10 +1,11 @@
 import uuid
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from bulkops.api.serializers import ErrorBodySerializer
 from bulkops.operations import Context
 
 from .. import services
@@ -45,16 +46,30 @@ class MetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         except ValueError:
             raise exceptions.NotFound("Metric not found") from None
 
-    @extend_schema(request=MetricCreateSerializer, responses={201: MetricSerializer})
+    @extend_schema(
+        request=MetricCreateSerializer,
+        responses={
+            201: MetricSerializer,
+            409: OpenApiResponse(ErrorBodySerializer, description="another request took the name a moment ago"),
+        },
+    )
     def create(self, request):
-        data = MetricCreateSerializer(data=request.data)
+        data = MetricCreateSerializer(data=request.data, context={"viewer": request.user})
         data.is_valid(raise_exception=True)
         metric = services.create(Context(actor=request.user), data.validated_data)
         return Response(MetricSerializer(metric).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=MetricPatchSerializer, responses={200: MetricSerializer})
+    @extend_schema(
+        request=MetricPatchSerializer,
+        responses={
+            200: MetricSerializer,
+            409: OpenApiResponse(
+                ErrorBodySerializer, description="a stale `version`, or another request took the name a moment ago"
+            ),
+        },
+    )
     def partial_update(self, request, pk=None):
-        data = MetricPatchSerializer(data=request.data)
+        data = MetricPatchSerializer(data=request.data, context={"viewer": request.user, "metric": self.get_object()})
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         version = changes.pop("version", None)

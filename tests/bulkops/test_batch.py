@@ -265,6 +265,23 @@ def test_an_atomic_batch_that_fails_applies_nothing(client_for, agent):
     assert snapshot() == before
 
 
+def test_a_metric_name_its_owner_uses_is_refused_as_the_single_endpoints_refuse_it(client_for, agent):
+    MetricFactory(owner=agent, name="Churn")
+    revenue = MetricFactory(owner=agent, name="Revenue")
+    operations = [
+        {"method": "POST", "resource_type": "metrics", "data": {"name": "Churn"}},
+        {"method": "PATCH", "resource_type": "metrics", "id": str(revenue.pk), "data": {"name": "Churn"}},
+        {"method": "PATCH", "resource_type": "metrics", "id": str(revenue.pk), "data": {"name": "Revenue",
+                                                                                        "description": "kept"}},
+    ]  # fmt: skip
+    answer = run(client_for(agent), operations).json()
+    taken = {"code": "VALIDATION_ERROR", "message": "name: You already own a metric with this name.",
+             "type": "validation_error"}  # fmt: skip
+    assert [r["status"] for r in answer["results"]] == [400, 400, 200]
+    assert [r.get("error") for r in answer["results"]] == [taken, taken, None]
+    assert sorted(Metric.objects.values_list("name", "description")) == [("Churn", ""), ("Revenue", "kept")]
+
+
 def test_the_batch_is_a_bulk_operation_in_the_history(client_for, agent):
     ticket, metric = TicketFactory(), MetricFactory(owner=agent)
     operations = [

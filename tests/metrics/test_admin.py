@@ -120,6 +120,25 @@ def test_the_add_page_creates_a_metric_owned_by_the_staff_user(admin_client, sta
     assert (metric.name, metric.verification, metric.owner, metric.version) == ("Churn", "requested", staff, 1)
 
 
+def test_the_add_page_refuses_a_name_the_staff_user_owns_already(admin_client, staff):
+    MetricFactory(owner=staff, name="Churn")
+    response = admin_client.post(f"{CHANGELIST}add/", {"name": "Churn", "verification": "requested"})
+    assert response.status_code == 200
+    assert "You already own a metric with this name." in response.content.decode()
+    assert Metric.objects.count() == 1
+
+
+def test_the_change_page_refuses_a_name_the_owner_uses_on_another_metric(admin_client):
+    metric = MetricFactory(name="Revenue")
+    MetricFactory(owner=metric.owner, name="Churn")
+    response = admin_client.post(change_page(metric), form_of(metric, name="Churn", verification="verified"))
+    assert response.status_code == 200
+    assert "The owner of this metric already has a metric with this name." in response.content.decode()
+    metric.refresh_from_db()
+    assert (metric.name, metric.verification, metric.version) == ("Revenue", "not_requested", 1)
+    assert not MetricEvent.objects.exists()
+
+
 def test_metrics_are_not_deleted_in_the_admin(admin_client):
     metric = MetricFactory()
     assert admin_client.post(f"{CHANGELIST}{metric.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -1,8 +1,11 @@
 """/api/v1/metrics/: list, create, retrieve, PATCH, permissions (SPEC §2.2, §5.1)."""
 
+import threading
+import time
 import uuid
 
 import pytest
+from django.db import connection, connections, transaction
 
 from metrics.models import Metric, MetricPermission
 
@@ -212,6 +215,136 @@ def test_malformed_json_is_400(client_for):
     response = client_for(user).generic("PATCH", url(metric), "{", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "MALFORMED_REQUEST"
+
+
+# --- a name is unique per owner (SPEC §12) ----------------------------------------------------
+
+YOURS_TAKEN = "You already own a metric with this name."
+THEIRS_TAKEN = "The owner of this metric already has a metric with this name."
+
+
+def refused_name(message):
+    return {"error": {"code": "VALIDATION_ERROR", "message": f"name: {message}", "details": {"name": [message]}}}
+
+
+def test_creating_a_second_metric_with_a_name_the_user_owns_is_400_and_creates_nothing(client_for, user):
+    first = MetricFactory(owner=user, name="Churn")
+    response = client_for(user).post(URL, {"name": "Churn", "definition": "lost / total"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == refused_name(YOURS_TAKEN)
+    assert list(Metric.objects.values_list("pk", flat=True)) == [first.pk]
+
+
+def test_other_owners_may_use_the_same_name(client_for, user):
+    theirs = MetricFactory(name="Churn")
+    response = client_for(user).post(URL, {"name": "Churn"}, format="json")
+    assert response.status_code == 201
+    assert sorted(Metric.objects.filter(name="Churn").values_list("owner", flat=True)) == sorted(
+        [theirs.owner_id, user.pk]
+    )
+
+
+def test_renaming_a_metric_onto_another_of_its_owners_names_is_400(client_for, user):
+    MetricFactory(owner=user, name="Churn")
+    metric = MetricFactory(owner=user, name="Revenue")
+    response = client_for(user).patch(url(metric), {"name": "Churn"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == refused_name(YOURS_TAKEN)
+    metric.refresh_from_db()
+    assert (metric.name, metric.version) == ("Revenue", 1)
+
+
+def test_a_metric_keeps_its_name_when_other_fields_change(client_for, user):
+    metric = MetricFactory(owner=user, name="Churn")
+    client = client_for(user)
+    response = client.patch(url(metric), {"name": "Churn", "description": "lost / total"}, format="json")
+    assert response.status_code == 200
+    assert (response.json()["name"], response.json()["description"], response.json()["version"]) == (
+        "Churn",
+        "lost / total",
+        2,
+    )
+    assert client.patch(url(metric), {"verification": "requested"}, format="json").json()["name"] == "Churn"
+
+
+@pytest.mark.parametrize("role", ["can_edit", "full_access"])
+def test_a_metric_shared_with_a_user_is_checked_against_its_owners_names_not_theirs(client_for, role):
+    metric, editor = holder(role)
+    MetricFactory(owner=metric.owner, name="Churn")
+    MetricFactory(owner=editor, name="Revenue")
+    client = client_for(editor)
+    response = client.patch(url(metric), {"name": "Churn"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == refused_name(THEIRS_TAKEN)
+    assert client.patch(url(metric), {"name": "Revenue"}, format="json").status_code == 200
+    assert Metric.objects.get(pk=metric.pk).name == "Revenue"
+
+
+def test_staff_renaming_someone_elses_metric_onto_a_name_its_owner_uses_is_400(client_for, staff):
+    metric = MetricFactory(name="Revenue")
+    MetricFactory(owner=metric.owner, name="Churn")
+    response = client_for(staff).patch(url(metric), {"name": "Churn"}, format="json")
+    assert (response.status_code, response.json()) == (400, refused_name(THEIRS_TAKEN))
+
+
+def test_a_view_only_holder_renaming_learns_nothing_of_the_owners_names(client_for):
+    metric, viewer = holder("can_view")
+    MetricFactory(owner=metric.owner, name="Churn")
+    client = client_for(viewer)
+    taken = client.patch(url(metric), {"name": "Churn"}, format="json")
+    free = client.patch(url(metric), {"name": "Free"}, format="json")
+    assert taken.status_code == free.status_code == 403
+    assert taken.json() == free.json()
+
+
+def while_another_request_writes(name, owner, request):
+    """Run `request` (in a thread of its own) while another transaction holds a new metric of
+    `owner` named `name`, uncommitted: the request finds the name free, then waits on that row
+    in the unique index; the other commits, and the request's write is refused. Its answer."""
+    answers = []
+
+    def run():
+        try:
+            answers.append(request())
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    with transaction.atomic():
+        Metric.objects.create(owner=owner, name=name)
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 10
+        with connection.cursor() as cursor:
+            while time.monotonic() < deadline:  # until the request waits for this transaction
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the request never waited for the other transaction")
+    thread.join(10)
+    return answers[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_request_that_loses_the_race_for_a_name_is_409_not_500(client_for, method):
+    user = UserFactory()
+    revenue = MetricFactory(owner=user, name="Revenue")
+    client = client_for(user)
+    if method == "POST":
+        response = while_another_request_writes(
+            "Churn", user, lambda: client.post(URL, {"name": "Churn"}, format="json")
+        )
+    else:
+        response = while_another_request_writes(
+            "Churn", user, lambda: client.patch(url(revenue), {"name": "Churn"}, format="json")
+        )
+    assert response.status_code == 409
+    assert response.json() == {"error": {"code": "CONFLICT", "message": YOURS_TAKEN, "details": None}}
+    assert sorted(Metric.objects.values_list("name", "version")) == [("Churn", 1), ("Revenue", 1)]
 
 
 # --- permissions (sharing) ----------------------------------------------------------------------

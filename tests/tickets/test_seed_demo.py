@@ -1,5 +1,6 @@
 """manage.py seed_demo: demo users, categories, tickets and shared metrics, idempotently."""
 
+import random
 import time
 from io import StringIO
 
@@ -8,6 +9,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 
 from metrics.models import Metric, MetricPermission
+from tickets.management.commands.seed_demo import METRICS
 from tickets.models import Category, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +119,12 @@ def test_a_hundred_thousand_tickets_take_well_under_a_minute():
     seed("--tickets", "100000", "--metrics", "0")
     assert Ticket.objects.count() == 100_000
     assert time.monotonic() - started < 60
+
+
+def test_a_name_admin_already_has_gets_a_number_so_names_stay_unique_per_owner():
+    seed("--tickets", "0", "--metrics", "0")
+    admin = get_user_model().objects.get(username="admin")
+    # One metric there, so the next one seeded is number 2, named as Random(1) picks.
+    taken = Metric.objects.create(owner=admin, name=f"{random.Random(1).choice(METRICS)} #2")
+    seed("--tickets", "0", "--metrics", "2")
+    assert sorted(Metric.objects.values_list("name", flat=True)) == sorted([taken.name, f"{taken.name} (2)"])

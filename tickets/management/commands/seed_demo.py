@@ -67,6 +67,14 @@ def copy_rows(model, columns, rows):
                 copy.write_row(row)
 
 
+def free_name(name, taken):
+    number = 2
+    candidate = name
+    while candidate in taken:
+        candidate, number = f"{name} ({number})", number + 1
+    return candidate
+
+
 class Command(BaseCommand):
     help = "Create demo users, categories, tickets and metrics (tops up to --tickets / --metrics)."
 
@@ -147,9 +155,13 @@ class Command(BaseCommand):
         rng = random.Random(existing)
         now = timezone.now()
         metrics, shares = [], []
+        # A name is unique per owner: one admin already has (a metric removed since renumbers
+        # the rest) gets " (2)", " (3)" … as the migration that made names unique did.
+        taken = set(Metric.objects.filter(owner=users["admin"]).values_list("name", flat=True))
         for number in range(existing + 1, existing + missing + 1):
             metric_id = uuid.uuid4()
-            name = f"{rng.choice(METRICS)} #{number}"
+            name = free_name(f"{rng.choice(METRICS)} #{number}", taken)
+            taken.add(name)
             metrics.append(
                 (
                     metric_id,
