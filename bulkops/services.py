@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -14,7 +15,7 @@ from itertools import batched, repeat
 
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -411,6 +412,20 @@ def restore_payload(before, result):
     if "after" in result:
         payload["after"] = result["after"]
     return payload
+
+
+@contextmanager
+def refusing_duplicate(constraint, message):
+    """Write in a savepoint; should the database refuse it by the unique `constraint` (two
+    requests found a value free at once, and the other wrote first), fail CONFLICT with
+    `message` instead of as a server error."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != constraint:
+            raise
+        raise errors.Conflict(message) from exc
 
 
 def json_safe(values):

@@ -5,15 +5,14 @@ audit rows, `save` writes many. Sharing is audited on the metric too
 (`field: "permission:<user id>"`); it does not change the metric's `version`.
 """
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from bulkops import audit, errors
 from bulkops.operations import Context
-from bulkops.services import check_unmoved
+from bulkops.services import check_unmoved, refusing_duplicate
 from bulkops.sql import insert_rows, update_rows
 
 from .models import UNIQUE_NAME, Metric, MetricEvent, MetricPermission, Role, has_role
@@ -138,17 +137,10 @@ def name_taken_message(actor, owner_id):
     return "The owner of this metric already has a metric with this name."
 
 
-@contextmanager
 def refusing_taken_name(actor, owner_id):
-    """Write in a savepoint; should the database refuse the name (two requests found it free
-    at once, and the other wrote first), fail CONFLICT, not as a server error."""
-    try:
-        with transaction.atomic():
-            yield
-    except IntegrityError as exc:
-        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != UNIQUE_NAME:
-            raise
-        raise errors.Conflict(name_taken_message(actor, owner_id)) from exc
+    """Should the database refuse the name (two requests found it free at once, and the other
+    wrote first): CONFLICT, not a server error."""
+    return refusing_duplicate(UNIQUE_NAME, name_taken_message(actor, owner_id))
 
 
 def lock_own(user, names):

@@ -55,6 +55,9 @@ class TicketQuerySet(models.QuerySet):
         return qs.filter(Q(requester=user) | Q(assignee=user))
 
 
+UNIQUE_EXTERNAL_ID = "unique_ticket_external_id"  # the constraint: an external id is unique when set
+
+
 class Ticket(models.Model):
     title = models.CharField(max_length=200)
     # The key a client's own system uses for the ticket (imports match on it): unique when set.
@@ -83,7 +86,7 @@ class Ticket(models.Model):
         indexes = [models.Index(fields=["status", "priority"])]
         constraints = [
             models.UniqueConstraint(
-                fields=["external_id"], condition=Q(external_id__isnull=False), name="unique_ticket_external_id"
+                fields=["external_id"], condition=Q(external_id__isnull=False), name=UNIQUE_EXTERNAL_ID
             )
         ]
 

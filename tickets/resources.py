@@ -49,7 +49,9 @@ class Tickets(VersionedResource):
         return self.represent(services.create(ctx, data))
 
     def update(self, ticket, ctx, data):
-        changes = dict(validated(TicketPatchSerializer(data=data, context={"viewer": ctx.actor})))
+        changes = dict(
+            validated(TicketPatchSerializer(data=data, context={"viewer": ctx.actor, "ticket_id": ticket.pk}))
+        )
         version = changes.pop("version", None)
         change = services.apply_update(ticket, ctx, changes, expected_version=version)
         services.save([change])

@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from bulkops import audit, errors
 from bulkops.operations import Context  # noqa: F401 - re-exported for callers
-from bulkops.services import check_unmoved
+from bulkops.services import check_unmoved, refusing_duplicate
 from bulkops.sql import insert_rows, update_rows
 
-from .models import TRANSITIONS, Category, Comment, Ticket, TicketEvent, is_agent
+from .models import TRANSITIONS, UNIQUE_EXTERNAL_ID, Category, Comment, Ticket, TicketEvent, is_agent
 
 REQUESTER_FIELDS = {"title", "description"}
 EDITABLE_FIELDS = ("title", "description", "status", "priority", "category_id", "assignee_id")
@@ -182,8 +182,15 @@ def change(ticket_id, ctx, apply, *args, include_deleted=False, **kwargs):
         if ticket is None:
             raise errors.NotFound(f"Ticket {ticket_id} not found")
         result = apply(ticket, ctx, *args, **kwargs)
-        save([result])
+        with refusing_taken_external_id():
+            save([result])
     return result
+
+
+def refusing_taken_external_id():
+    """Should the database refuse the external id (two requests found it free at once, and the
+    other wrote first): CONFLICT, not a server error."""
+    return refusing_duplicate(UNIQUE_EXTERNAL_ID, "A ticket with this external id exists already.")
 
 
 def apply_create(ctx, data):
@@ -202,7 +209,8 @@ def apply_create(ctx, data):
 def create(ctx, data):
     """A new ticket (the single POST and the batch endpoint)."""
     change = apply_create(ctx, data)
-    save([change])
+    with refusing_taken_external_id():
+        save([change])
     return change.ticket
 
 

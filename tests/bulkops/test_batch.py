@@ -137,6 +137,30 @@ def test_the_operations_run_in_the_order_given(client_for, agent):
     assert Ticket.objects.get().status == "resolved"
 
 
+def test_a_ticket_may_be_patched_with_the_external_id_it_has(client_for, agent):
+    ticket = TicketFactory(external_id="CRM-7")
+    TicketFactory(external_id="CRM-8")
+    operations = [
+        {
+            "method": "PATCH",
+            "resource_type": "tickets",
+            "id": ticket.pk,
+            "data": {"external_id": "CRM-7", "title": "Kept"},
+        },
+        {"method": "PATCH", "resource_type": "tickets", "id": ticket.pk, "data": {"external_id": "CRM-8"}},
+    ]
+
+    results = run(client_for(agent), operations).json()["results"]
+
+    assert [r["status"] for r in results] == [200, 400]
+    assert results[1]["error"] == {
+        "code": "VALIDATION_ERROR",
+        "message": "external_id: A ticket with this external id exists already.",
+        "type": "validation_error",
+    }
+    assert Ticket.objects.values_list("external_id", "title").get(pk=ticket.pk) == ("CRM-7", "Kept")
+
+
 def test_a_failing_operation_fails_alone_with_its_status_and_code(client_for):
     requester = UserFactory()
     own = TicketFactory(requester=requester)

@@ -1,15 +1,13 @@
 """/api/v1/metrics/: list, create, retrieve, PATCH, permissions (SPEC §2.2, §5.1)."""
 
-import threading
-import time
 import uuid
 
 import pytest
-from django.db import connection, connections, transaction
 
 from metrics.models import Metric, MetricPermission
 
 from ..factories import MetricFactory, MetricPermissionFactory, UserFactory
+from ..races import while_uncommitted
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/metrics/"
@@ -297,37 +295,6 @@ def test_a_view_only_holder_renaming_learns_nothing_of_the_owners_names(client_f
     assert taken.json() == free.json()
 
 
-def while_another_request_writes(name, owner, request):
-    """Run `request` (in a thread of its own) while another transaction holds a new metric of
-    `owner` named `name`, uncommitted: the request finds the name free, then waits on that row
-    in the unique index; the other commits, and the request's write is refused. Its answer."""
-    answers = []
-
-    def run():
-        try:
-            answers.append(request())
-        finally:
-            connections.close_all()  # this thread's own connection
-
-    with transaction.atomic():
-        Metric.objects.create(owner=owner, name=name)
-        thread = threading.Thread(target=run)
-        thread.start()
-        deadline = time.monotonic() + 10
-        with connection.cursor() as cursor:
-            while time.monotonic() < deadline:  # until the request waits for this transaction
-                cursor.execute(
-                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
-                )
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.01)
-            else:
-                raise AssertionError("the request never waited for the other transaction")
-    thread.join(10)
-    return answers[0]
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 def test_a_request_that_loses_the_race_for_a_name_is_409_not_500(client_for, method):
@@ -335,12 +302,13 @@ def test_a_request_that_loses_the_race_for_a_name_is_409_not_500(client_for, met
     revenue = MetricFactory(owner=user, name="Revenue")
     client = client_for(user)
     if method == "POST":
-        response = while_another_request_writes(
-            "Churn", user, lambda: client.post(URL, {"name": "Churn"}, format="json")
+        response = while_uncommitted(
+            lambda: MetricFactory(owner=user, name="Churn"), lambda: client.post(URL, {"name": "Churn"}, format="json")
         )
     else:
-        response = while_another_request_writes(
-            "Churn", user, lambda: client.patch(url(revenue), {"name": "Churn"}, format="json")
+        response = while_uncommitted(
+            lambda: MetricFactory(owner=user, name="Churn"),
+            lambda: client.patch(url(revenue), {"name": "Churn"}, format="json"),
         )
     assert response.status_code == 409
     assert response.json() == {"error": {"code": "CONFLICT", "message": YOURS_TAKEN, "details": None}}

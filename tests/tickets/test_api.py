@@ -5,6 +5,7 @@ import pytest
 from tickets.models import Comment, Ticket, TicketEvent
 
 from ..factories import AgentFactory, CategoryFactory, StaffFactory, TicketFactory, UserFactory
+from ..races import while_uncommitted
 
 pytestmark = pytest.mark.django_db
 
@@ -453,3 +454,26 @@ def test_limit_and_offset_beyond_reason_are_bounded_not_errors(client_for, agent
     response = client_for(agent).get("/api/v1/tickets/", {"limit": limit, "offset": offset})
     assert response.status_code == 200
     assert len(response.json()["results"]) <= 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_request_that_loses_the_race_for_an_external_id_is_409_not_500(client_for, method):
+    agent = AgentFactory()
+    ticket = TicketFactory(requester=agent, title="Printer")
+    client = client_for(agent)
+    send = {
+        "POST": lambda: client.post(url(), {"title": "Scanner", "external_id": "CRM-7"}, format="json"),
+        "PATCH": lambda: client.patch(url(ticket), {"external_id": "CRM-7"}, format="json"),
+    }[method]
+
+    response = while_uncommitted(lambda: TicketFactory(requester=agent, title="Other", external_id="CRM-7"), send)
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": {"code": "CONFLICT", "message": "A ticket with this external id exists already.", "details": None}
+    }
+    assert sorted(Ticket.objects.values_list("title", "external_id", "version")) == [
+        ("Other", "CRM-7", 1),
+        ("Printer", None, 1),
+    ]

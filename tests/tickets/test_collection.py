@@ -466,3 +466,17 @@ def test_a_trigger_that_changes_sibling_rows_does_not_break_it(client_for, agent
     # Each write fired the trigger on the two others; the engine wrote only the status.
     assert [t.description for t in Ticket.objects.order_by("pk")] == ["++", "++", "++"]
     assert [r["data"]["description"] for r in response.json()["results"]] == ["++", "++", "++"]
+
+
+def test_an_element_may_keep_the_external_id_its_ticket_has(client_for, agent):
+    ticket, other = TicketFactory(external_id="CRM-7"), TicketFactory(external_id="CRM-8")
+
+    kept = patch(client_for(agent), [{"id": ticket.pk, "external_id": "CRM-7", "priority": "high"}])
+    taken = patch(client_for(agent), [{"id": ticket.pk, "external_id": "CRM-8"}, {"id": other.pk, "priority": "low"}])
+
+    assert kept.status_code == 200, kept.json()
+    assert kept.json()["results"][0]["data"]["priority"] == "high"
+    assert taken.status_code == 400
+    assert taken.json()["error"]["details"] == {
+        "0": {"external_id": ["A ticket with this external id exists already."]}
+    }

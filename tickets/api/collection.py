@@ -39,6 +39,12 @@ class TicketChangeSerializer(TicketPatchSerializer):
     class Meta:
         list_serializer_class = UniqueIdsListSerializer
 
+    def to_internal_value(self, data):
+        # The ticket this element changes: it may keep the external id it has (FreeExternalId).
+        element_id = data.get("id") if isinstance(data, dict) else None
+        self.ticket_id = element_id if type(element_id) is int else None
+        return super().to_internal_value(data)
+
     def validate(self, attrs):
         super().validate({name: value for name, value in attrs.items() if name != "id"})
         return attrs

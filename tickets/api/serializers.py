@@ -50,16 +50,18 @@ validate_user_id = VisibleUser()
 
 
 class FreeExternalId:
-    """Validator: an external id no other ticket has (the serializer's `ticket_id`, in context,
-    is the ticket being changed; `free_external_id`, one an import matched against every ticket
-    already, under lock)."""
+    """Validator: an external id no other ticket has. The ticket being changed is the
+    serializer's own `ticket_id` (an element of the collection PATCH names its ticket) or the
+    context's; `free_external_id`, in context, is one an import matched against every ticket
+    already, under lock."""
 
     requires_context = True
 
     def __call__(self, value, field):
         if value is None or value == field.context.get("free_external_id"):
             return
-        if Ticket.objects.filter(external_id=value).exclude(pk=field.context.get("ticket_id")).exists():
+        ticket_id = getattr(field.parent, "ticket_id", None) or field.context.get("ticket_id")
+        if Ticket.objects.filter(external_id=value).exclude(pk=ticket_id).exists():
             raise serializers.ValidationError("A ticket with this external id exists already.")
 
 
