@@ -156,3 +156,10 @@ def test_path_ids_are_typed(schema):
     assert id_of("/api/v1/tickets/{id}/") == {"type": "integer"}
     assert id_of("/api/v1/metrics/{id}/") == {"type": "string", "format": "uuid"}
     assert id_of("/api/v1/bulk-operations/{id}/") == {"type": "string", "format": "uuid"}
+
+
+@pytest.mark.parametrize("resource", ["tickets", "metrics"])
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_single_create_or_change_documents_its_conflict(schema, resource, method):
+    path = f"/api/v1/{resource}/" if method == "post" else f"/api/v1/{resource}/{{id}}/"
+    assert "409" in schema["paths"][path][method]["responses"]

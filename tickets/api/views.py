@@ -1,7 +1,9 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+
+from bulkops.api.serializers import ErrorBodySerializer
 
 from .. import services
 from ..filtersets import TicketFilterSet
@@ -45,14 +47,29 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         except (TypeError, ValueError):
             raise exceptions.NotFound("Ticket not found") from None
 
-    @extend_schema(request=TicketCreateSerializer, responses={201: TicketSerializer})
+    @extend_schema(
+        request=TicketCreateSerializer,
+        responses={
+            201: TicketSerializer,
+            409: OpenApiResponse(ErrorBodySerializer, description="another request took the external id a moment ago"),
+        },
+    )
     def create(self, request):
         data = TicketCreateSerializer(data=request.data, context={"viewer": request.user})
         data.is_valid(raise_exception=True)
         ticket = services.create(context_of(request), data.validated_data)
         return Response(TicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=TicketPatchSerializer, responses={200: TicketSerializer})
+    @extend_schema(
+        request=TicketPatchSerializer,
+        responses={
+            200: TicketSerializer,
+            409: OpenApiResponse(
+                ErrorBodySerializer,
+                description="a stale `version`, or another request took the external id a moment ago",
+            ),
+        },
+    )
     def partial_update(self, request, pk=None):
         data = TicketPatchSerializer(data=request.data, context={"viewer": request.user, "ticket_id": self.ticket_id()})
         data.is_valid(raise_exception=True)
