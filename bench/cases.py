@@ -112,13 +112,14 @@ class Bench:
                     started = time.perf_counter()
                     data.set_based_update(ids, self.agent.pk, with_audit)
                     self.record(("set-based", size, with_audit), time.perf_counter() - started)
-            for _ in range(self.sizes.runs):
-                data.reset_tickets(ids)
-                op = data.pending_operation(self.agent, ids)
-                data.vacuum()
-                started = time.perf_counter()
-                data.engine_writes(op, ids, self.agent.pk)
-                self.record(("engine-writes", size), time.perf_counter() - started)
+            for connections in self.sizes.workers:  # beside the engine with as many workers
+                for _ in range(self.sizes.runs):
+                    data.reset_tickets(ids)
+                    op = data.pending_operation(self.agent, ids)
+                    data.vacuum()
+                    started = time.perf_counter()
+                    data.engine_writes(op, ids, self.agent.pk, connections=connections)
+                    self.record(("engine-writes", size, connections), time.perf_counter() - started)
 
     # --- 3: single PATCH requests ---------------------------------------------------------
 

@@ -84,16 +84,20 @@ class Summary:
                 continue
             self.add("2", f"one set-based UPDATE … WHERE id = ANY(…), {size:,} tickets", rate(size, bare))
             self.add("2", f"the same UPDATE + one INSERT of the audit rows, {size:,} tickets", rate(size, audited))
-            floor = self.get("engine-writes", size)
-            if floor:
-                self.add(
-                    "2", f"the engine's writes alone, set-based, chunks of 1,000, {size:,} tickets", rate(size, floor)
-                )
-                self.add(
-                    "2",
-                    f"the engine's writes alone / bare UPDATE, {size:,}",
-                    times(rate(size, floor), rate(size, bare), 2),
-                )
+            for connections in self.sizes.workers:
+                floor = self.get("engine-writes", size, connections)
+                if floor:
+                    on = f"{connections} connections at once" if connections > 1 else "1 connection"
+                    self.add(
+                        "2",
+                        f"the engine's writes alone, set-based, chunks of 1,000, {on}, {size:,} tickets",
+                        rate(size, floor),
+                    )
+                    self.add(
+                        "2",
+                        f"the engine's writes alone ({on}) / bare UPDATE, {size:,}",
+                        times(rate(size, floor), rate(size, bare), 2),
+                    )
             for workers in self.sizes.workers:
                 wall = self.get("async", size, workers, "wall")
                 if wall:
@@ -109,6 +113,13 @@ class Summary:
                         f"engine ({plural(workers)}) / UPDATE + audit, {size:,}",
                         times(ours, rate(size, audited), 2),
                     )
+                    floor = self.get("engine-writes", size, workers)
+                    if floor:  # the share of what the writes allow, with as many connections
+                        self.add(
+                            "2",
+                            f"engine ({plural(workers)}) / the engine's writes alone, {size:,}",
+                            times(ours, rate(size, floor), 2),
+                        )
 
     # 3
     def single_requests(self):
