@@ -416,12 +416,12 @@ def restore_payload(before, result):
 
 @contextmanager
 def refusing_duplicate(constraint, message):
-    """Write in a savepoint; should the database refuse it by the unique `constraint` (two
-    requests found a value free at once, and the other wrote first), fail CONFLICT with
-    `message` instead of as a server error."""
+    """Around a transaction (or savepoint) that writes: should the database refuse the write
+    by the unique `constraint` (two requests found a value free at once, and the other wrote
+    first), fail CONFLICT with `message` instead of as a server error. The transaction inside
+    has rolled back by then, so nothing else waits on it."""
     try:
-        with transaction.atomic():
-            yield
+        yield
     except IntegrityError as exc:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != constraint:
             raise

@@ -86,8 +86,7 @@ class MetricAdmin(ServiceAdmin):
         """A name the owner uses on another metric is refused first, as the API refuses it."""
         metric = None if form.instance._state.adding else form.instance
         owner_id = ctx.actor.pk if metric is None else metric.owner_id
-        if services.name_taken(owner_id, form.cleaned_data["name"], metric_id=metric and metric.pk):
-            raise errors.ValidationFailed(services.name_taken_message(ctx.actor, owner_id))
+        services.check_name_free(ctx.actor, owner_id, form.cleaned_data["name"], metric=metric)
         return super().decide(ctx, form)
 
     def get_inlines(self, request, obj):

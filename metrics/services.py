@@ -120,7 +120,7 @@ def apply_remove(metric, ctx, *, expected_version):
 def create(ctx, data):
     """A new metric owned by the actor (the single POST and the batch endpoint)."""
     change = apply_create(ctx, data)
-    with refusing_taken_name(ctx.actor, ctx.actor.pk):
+    with refusing_taken_name(ctx.actor, ctx.actor.pk), transaction.atomic():
         save([change])
     return change.metric
 
@@ -129,6 +129,15 @@ def name_taken(owner_id, name, *, metric_id=None):
     """Whether the owner has a metric named `name` besides `metric_id` (the one being changed):
     a name is unique per owner (SPEC §12), so that an import can match on it."""
     return Metric.objects.filter(owner_id=owner_id, name=name).exclude(pk=metric_id).exists()
+
+
+def check_name_free(actor, owner_id, name, *, metric=None):
+    """Refuse a name the owner uses on another metric than `metric` (the one being changed,
+    which may keep its own without a query)."""
+    if metric is not None and name == metric.name:
+        return
+    if name_taken(owner_id, name, metric_id=metric and metric.pk):
+        raise errors.ValidationFailed(name_taken_message(actor, owner_id))
 
 
 def name_taken_message(actor, owner_id):
@@ -177,7 +186,8 @@ def locked(metric_id, ctx):
 def change(metric_id, ctx, apply, *args, **kwargs):
     with transaction.atomic():
         result = apply(locked(metric_id, ctx), ctx, *args, **kwargs)
-        with refusing_taken_name(ctx.actor, result.metric.owner_id):
+        # A savepoint: which message fits is known only once the metric is locked.
+        with refusing_taken_name(ctx.actor, result.metric.owner_id), transaction.atomic():
             save([result])
     return result
 

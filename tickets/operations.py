@@ -197,7 +197,8 @@ class Import(ImportType):
             )
         if not row:  # the row names its ticket and nothing else
             return services.apply_update(ticket, ctx, {})
-        context = {"viewer": ctx.actor, "ticket_id": ticket.pk}
+        # Its own external id (what a row matched on) is no other ticket's: no query per row.
+        context = {"viewer": ctx.actor, "ticket_id": ticket.pk, "free_external_id": ticket.external_id}
         changes = dict(valid(TicketPatchSerializer(data=row, context=context)))
         version = changes.pop("version", None)
         return services.apply_update(ticket, ctx, changes, expected_version=version)

@@ -177,13 +177,12 @@ def lock_by(user, field, values, *, include_deleted=False):
 
 def change(ticket_id, ctx, apply, *args, include_deleted=False, **kwargs):
     """One change to one ticket, in its own transaction: what the single endpoints call."""
-    with transaction.atomic():
+    with refusing_taken_external_id(), transaction.atomic():
         ticket = lock(ctx.actor, [ticket_id], include_deleted=include_deleted).get(ticket_id)
         if ticket is None:
             raise errors.NotFound(f"Ticket {ticket_id} not found")
         result = apply(ticket, ctx, *args, **kwargs)
-        with refusing_taken_external_id():
-            save([result])
+        save([result])
     return result
 
 
@@ -209,7 +208,7 @@ def apply_create(ctx, data):
 def create(ctx, data):
     """A new ticket (the single POST and the batch endpoint)."""
     change = apply_create(ctx, data)
-    with refusing_taken_external_id():
+    with refusing_taken_external_id(), transaction.atomic():
         save([change])
     return change.ticket
 

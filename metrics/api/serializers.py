@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from bulkops import errors
 from bulkops.api.audit import AuditEventSerializer
 from bulkops.api.mixins import StrictIntegerField, TextField
 from bulkops.operations import StrictSerializer
@@ -49,8 +50,10 @@ class FreeName:
             # anyone else gets the refusal the change itself would give them.
             services.check_role(metric, Role.CAN_EDIT, "update")
             owner_id = metric.owner_id
-        if services.name_taken(owner_id, value, metric_id=metric and metric.pk):
-            raise serializers.ValidationError(services.name_taken_message(viewer, owner_id))
+        try:
+            services.check_name_free(viewer, owner_id, value, metric=metric)
+        except errors.ValidationFailed as exc:
+            raise serializers.ValidationError(exc.message) from None
 
 
 validate_name = FreeName()
