@@ -2,9 +2,9 @@
 creation to revert (SPEC §14). One run of each step: a step takes minutes, not milliseconds.
 
 Steps: create (POST → 202, no worker running) and cancel it while pending (every item
-skipped at once; with `--million-create` only this, `--runs` times); create again and process it with 2 workers (started_at → completed_at, and
-the workers' peak RSS); export its items as CSV (the whole streamed body); revert it (POST →
-202, then processing)."""
+skipped at once; `--million-create` does only this, `--runs` times); create again and process
+it with 2 workers (started_at → completed_at, and the workers' peak RSS); export its items as
+CSV (the whole streamed body); revert it (POST → 202, then processing)."""
 
 import time
 
